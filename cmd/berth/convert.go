@@ -1,0 +1,6 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// addConvertCommand registers its commands on root. Placeholder until the owning package lands.
+func addConvertCommand(root *cobra.Command, a *app) {}

@@ -1,0 +1,16 @@
+// Command berth runs Compose projects on an embedded, daemonless container engine.
+package main
+
+import (
+	"os"
+
+	crt "github.com/berth-dev/berth/runtime"
+)
+
+func main() {
+	// Re-executed modes (container init, per-container monitor) must run before anything else.
+	if crt.Reexec() {
+		return
+	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
