@@ -11,12 +11,18 @@ type Action interface {
 type EnsureNetwork struct {
 	Key  string // key in Project.Networks
 	Name string // actual name
+	// External networks are only checked: missing is an error, never created.
+	External bool
+	Reason   string
 }
 
 // EnsureVolume creates the named volume if it is missing.
 type EnsureVolume struct {
 	Key  string
 	Name string
+	// External volumes are only checked: missing is an error, never created.
+	External bool
+	Reason   string
 }
 
 // EnsureImage makes the image present: pulled, built, or checked.
@@ -50,6 +56,7 @@ type WaitContainer struct {
 	Service   string
 	Condition string
 	Required  bool
+	Reason    string // who waits, e.g. "web depends_on db", or "--wait"
 }
 
 // StopContainer stops a running container.
@@ -68,6 +75,8 @@ type RemoveContainer struct {
 	Number  int
 	Name    string
 	Reason  string
+	// Volumes also removes the container's anonymous volumes (`down -v`).
+	Volumes bool
 }
 
 // RecreateContainer replaces an existing container with one made from the current config:
@@ -79,23 +88,31 @@ type RecreateContainer struct {
 	Name    string
 	Hash    string
 	Reason  string
+	// OnlyIfImageChanged: the container is otherwise up to date and is recreated only if the
+	// image ID after the service's EnsureImage (a build or pull) differs from the container's;
+	// if it does not, the executor skips the recreate (and the StartContainer that follows
+	// starts the existing container if it is not running).
+	OnlyIfImageChanged bool
 }
 
 // RemoveNetwork removes a project network.
 type RemoveNetwork struct {
-	Key  string
-	Name string
+	Key    string
+	Name   string
+	Reason string
 }
 
 // RemoveVolume removes a project volume.
 type RemoveVolume struct {
-	Key  string
-	Name string
+	Key    string
+	Name   string
+	Reason string
 }
 
 // RemoveImage removes an image used by the project.
 type RemoveImage struct {
-	Ref string
+	Ref    string
+	Reason string
 }
 
 func (a EnsureNetwork) Resource() string     { return "network:" + a.Name }
@@ -161,4 +178,7 @@ type Node struct {
 type Plan struct {
 	Project string
 	Nodes   []Node
+	// Notes are things the user should know that the plan does not act on, e.g. orphan
+	// containers left in place without --remove-orphans.
+	Notes []string
 }

@@ -52,6 +52,9 @@ type Container struct {
 	State      string // one of the State* constants
 	ExitCode   int
 	Health     string // "", "starting", "healthy", "unhealthy"
+	// FieldHashes are FieldHashes(service) as recorded at creation, or nil. With them a
+	// recreate's reason names the changed keys ("config changed: environment, ports").
+	FieldHashes map[string]string
 }
 
 // Network is an observed network.

@@ -1,5 +1,32 @@
 package runtime
 
-// Reexec runs the re-executed modes of the berth binary (container init, monitor) and reports
-// whether it handled one; main returns immediately when it did.
-func Reexec() bool { return false }
+import (
+	"os"
+
+	"github.com/opencontainers/runc/libcontainer"
+	// nsenter's cgo constructor sets up namespaces before the Go runtime starts in the
+	// re-executed "init"; without it every start fails with "can't get final child's PID from
+	// pipe: EOF".
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+)
+
+// Reexec runs the re-executed modes of the berth binary (container init, monitor, the init
+// reaper) and reports whether it handled one; main returns immediately when it did. It must run
+// before anything else in main.
+func Reexec() bool {
+	if len(os.Args) < 2 {
+		return false
+	}
+	switch os.Args[1] {
+	case "init":
+		if os.Getenv("_LIBCONTAINER_INITPIPE") == "" {
+			return false
+		}
+		libcontainer.Init() // never returns
+	case monitorArg:
+		os.Exit(runMonitor(os.Args[2:]))
+	case initArg:
+		os.Exit(runInit(os.Args[2:]))
+	}
+	return false
+}

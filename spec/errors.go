@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -13,17 +14,27 @@ var ErrNotFound = errors.New("no compose file found")
 
 // Error is a user error in a compose file: where it is, what is wrong, and what to write instead.
 type Error struct {
-	File string // the compose file, when known
-	Path string // key path, e.g. "services.web.ports[0]"
-	Msg  string
-	Hint string
-	Err  error // the underlying class or cause (ErrInvalid when nil)
+	File   string // the compose file, when known
+	Line   int    // 1-based line in File, 0 when unknown
+	Column int    // 1-based column in File, 0 when unknown
+	Path   string // key path, e.g. "services.web.ports[0]"
+	Msg    string
+	Hint   string
+	Err    error // the underlying class or cause (ErrInvalid when nil)
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
 		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":")
+			b.WriteString(strconv.Itoa(e.Line))
+			if e.Column > 0 {
+				b.WriteString(":")
+				b.WriteString(strconv.Itoa(e.Column))
+			}
+		}
 		b.WriteString(": ")
 	}
 	if e.Path != "" {
@@ -33,7 +44,7 @@ func (e *Error) Error() string {
 	b.WriteString(e.Msg)
 	if e.Hint != "" {
 		b.WriteString("\n  hint: ")
-		b.WriteString(e.Hint)
+		b.WriteString(strings.ReplaceAll(e.Hint, "\n", "\n        "))
 	}
 	return b.String()
 }
@@ -43,4 +54,13 @@ func (e *Error) Unwrap() error {
 		return e.Err
 	}
 	return ErrInvalid
+}
+
+// invalid returns an Error whose cause keeps both the ErrInvalid class and the original error.
+func invalid(cause error, file, path, msg, hint string) *Error {
+	var err error = ErrInvalid
+	if cause != nil {
+		err = errors.Join(ErrInvalid, cause)
+	}
+	return &Error{File: file, Path: path, Msg: msg, Hint: hint, Err: err}
 }

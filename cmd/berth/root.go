@@ -116,7 +116,7 @@ and exits; every container keeps running under its own small monitor.`,
 	f.IntVar(&a.opts.Parallel, "parallel", -1, "Maximum parallel actions (-1: unlimited)")
 	f.BoolVar(&a.opts.Debug, "debug", false, "Log debug information to stderr")
 
-	root.AddCommand(newVersionCmd(a))
+	root.AddCommand(newVersionCmd(a), newGenDocsCmd())
 	addConfigCommands(root, a)
 	addGraphCommand(root, a)
 	addComposeCommands(root, a)

@@ -1,0 +1,4 @@
+FROM scratch
+COPY bin/web /web
+ENTRYPOINT ["/web"]
+EXPOSE 8080

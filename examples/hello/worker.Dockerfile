@@ -1,0 +1,3 @@
+FROM scratch
+COPY bin/worker /worker
+ENTRYPOINT ["/worker"]

@@ -1,0 +1,334 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var errNoMonitor = errors.New("no monitor")
+
+// Frame types of an attach connection. Every frame is 1 type byte, a 4-byte big-endian length
+// and the payload.
+const (
+	frameStdin      = 0
+	frameStdout     = 1
+	frameStderr     = 2
+	frameExit       = 3 // payload: 4-byte exit code
+	frameResize     = 4 // payload: width, height as 2-byte values
+	frameStdinClose = 5
+)
+
+func writeFrame(w io.Writer, typ byte, p []byte) error {
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
+	if _, err := w.Write(append(hdr[:], p...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > 1<<20 {
+		return 0, nil, fmt.Errorf("attach frame of %d bytes: %w", n, ErrMonitor)
+	}
+	if int(n) > cap(buf) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
+
+// unixPath returns a socket address usable for path even when path exceeds sun_path, by going
+// through an open directory descriptor; close releases it.
+func unixPath(path string) (addr string, close func(), err error) {
+	if len(path) < 100 {
+		return path, func() {}, nil
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(path)), func() { d.Close() }, nil
+}
+
+func dialMonitor(ctx context.Context, path string) (net.Conn, error) {
+	addr, done, err := unixPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoMonitor, err)
+	}
+	defer done()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoMonitor, err)
+	}
+	return c, nil
+}
+
+// request sends one command line to the container's monitor and returns its reply.
+func (r *Runtime) request(ctx context.Context, id, line string) (string, error) {
+	c, err := dialMonitor(ctx, r.sockPath(id))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", fmt.Errorf("%w: %w", errNoMonitor, err)
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		// The monitor exits right after the container's final exit; a closed connection
+		// after a wait or stop means the same.
+		return "", fmt.Errorf("%w: %w", errNoMonitor, err)
+	}
+	reply = strings.TrimSuffix(reply, "\n")
+	if msg, ok := strings.CutPrefix(reply, "err "); ok {
+		return "", fmt.Errorf("%s: %w", msg, ErrMonitor)
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(reply, "ok"), " "), nil
+}
+
+// Start starts a created or exited container under a new monitor process, which outlives the
+// caller. It returns once the container's process runs, or with the reason it could not start.
+// Starting a running container is a no-op.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	_, err := r.spawnMonitor(ctx, id, false)
+	return err
+}
+
+func (r *Runtime) spawnMonitor(ctx context.Context, id string, attach bool) (*os.File, error) {
+	c, err := r.config(id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.Inspect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Running() {
+		if attach {
+			return nil, fmt.Errorf("start %s: %w", c.Name, ErrRunning)
+		}
+		return nil, nil
+	}
+	if err := os.MkdirAll(r.runDir(id), 0o700); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(r.runDir(id), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	defer logf.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	mode := "detached"
+	if attach {
+		mode = "attach"
+	}
+	cmd := exec.Command("/proc/self/exe", monitorArg, r.root, r.runRoot, id, mode)
+	cmd.Args[0] = "berth-monitor"
+	cmd.Stderr = logf
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=50")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start %s: spawn monitor: %w", c.Name, err)
+	}
+	pw.Close()
+	go cmd.Wait() // reap the monitor if it exits while we still run
+	if attach {
+		return pr, nil
+	}
+	defer pr.Close()
+	return nil, readStartStatus(ctx, pr, c.Name, r.runDir(id))
+}
+
+// readStartStatus reads the monitor's start report: "ok" or an error message.
+func readStartStatus(ctx context.Context, pr io.Reader, name, runDir string) error {
+	type result struct {
+		msg string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(pr)
+		ch <- result{string(b), err}
+	}()
+	var res result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	msg := strings.TrimSpace(res.msg)
+	if msg == "ok" {
+		return nil
+	}
+	if msg == "" {
+		tail, _ := os.ReadFile(filepath.Join(runDir, "monitor.log"))
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		msg = "monitor exited without a report: " + strings.TrimSpace(string(tail))
+	}
+	return fmt.Errorf("start %s: %s: %w", name, strings.TrimPrefix(msg, "err "), ErrMonitor)
+}
+
+// Run starts a container with the caller attached to its stdio (a real pty when the container
+// has Tty) and returns its exit code when it stops. Output produced before the caller is
+// attached is not lost: the monitor waits for the attach before starting the process. When ctx
+// ends, the container is stopped.
+func (r *Runtime) Run(ctx context.Context, id string, stdio Stdio) (int, error) {
+	c, err := r.config(id)
+	if err != nil {
+		return -1, err
+	}
+	pr, err := r.spawnMonitor(ctx, id, true)
+	if err != nil {
+		return -1, err
+	}
+	defer pr.Close()
+	// The monitor writes "ready" once it listens.
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		rest, _ := io.ReadAll(br)
+		return -1, readStartStatus(ctx, strings.NewReader(line+string(rest)), c.Name, r.runDir(id))
+	}
+	conn, err := dialMonitor(ctx, r.sockPath(id))
+	if err != nil {
+		return -1, fmt.Errorf("attach %s: %w", c.Name, err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "attach\n"); err != nil {
+		return -1, fmt.Errorf("attach %s: %w", c.Name, err)
+	}
+	rest, _ := io.ReadAll(br)
+	if msg := strings.TrimSpace(string(rest)); msg != "ok" {
+		return -1, readStartStatus(ctx, strings.NewReader(msg), c.Name, r.runDir(id))
+	}
+	return r.pump(ctx, id, conn, stdio, c.Tty)
+}
+
+// Attach connects to a running container's stdio until it exits.
+func (r *Runtime) Attach(ctx context.Context, id string, stdio Stdio) (int, error) {
+	c, err := r.config(id)
+	if err != nil {
+		return -1, err
+	}
+	conn, err := dialMonitor(ctx, r.sockPath(id))
+	if err != nil {
+		return -1, fmt.Errorf("attach %s: %w", c.Name, ErrNotRunning)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "attach\n"); err != nil {
+		return -1, fmt.Errorf("attach %s: %w", c.Name, err)
+	}
+	return r.pump(ctx, id, conn, stdio, c.Tty)
+}
+
+// pump copies between the caller's stdio and an attach connection until the exit frame.
+func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdio, tty bool) (int, error) {
+	var wmu sync.Mutex
+	send := func(typ byte, p []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return writeFrame(conn, typ, p)
+	}
+	if stdio.Stdin != nil {
+		go func() {
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := stdio.Stdin.Read(buf)
+				if n > 0 {
+					if send(frameStdin, buf[:n]) != nil {
+						return
+					}
+				}
+				if err != nil {
+					_ = send(frameStdinClose, nil)
+					return
+				}
+			}
+		}()
+	}
+	if stdio.Resize != nil {
+		go func() {
+			for sz := range stdio.Resize {
+				var p [4]byte
+				binary.BigEndian.PutUint16(p[0:], sz[0])
+				binary.BigEndian.PutUint16(p[2:], sz[1])
+				if send(frameResize, p[:]) != nil {
+					return
+				}
+			}
+		}()
+	}
+	stopOnce := sync.Once{}
+	cancelStop := context.AfterFunc(ctx, func() {
+		stopOnce.Do(func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_ = r.Stop(sctx, id, -1)
+		})
+	})
+	defer cancelStop()
+	buf := make([]byte, 32*1024)
+	for {
+		typ, p, err := readFrame(conn, buf)
+		if err != nil {
+			// The monitor went away: report what the state says.
+			code, werr := r.Wait(context.WithoutCancel(ctx), id)
+			return code, werr
+		}
+		switch typ {
+		case frameStdout:
+			if stdio.Stdout != nil {
+				stdio.Stdout.Write(p)
+			}
+		case frameStderr:
+			w := stdio.Stderr
+			if tty || w == nil {
+				w = stdio.Stdout
+			}
+			if w != nil {
+				w.Write(p)
+			}
+		case frameExit:
+			if len(p) == 4 {
+				return int(int32(binary.BigEndian.Uint32(p))), nil
+			}
+			return -1, fmt.Errorf("attach: bad exit frame: %w", ErrMonitor)
+		}
+	}
+}

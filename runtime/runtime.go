@@ -1,0 +1,665 @@
+package runtime
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/profiles/seccomp"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	Root    string // <berth root>/containers
+	RunRoot string // <run root>; the runtime uses <RunRoot>/libct and <RunRoot>/containers
+	Logger  *slog.Logger
+}
+
+// Runtime creates and supervises containers. It is safe for concurrent use.
+type Runtime struct {
+	root      string
+	runRoot   string
+	libctRoot string
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	seccomp map[string]*configs.Seccomp // default profile, converted once per capability set
+}
+
+// New opens (creating if needed) the runtime's directories.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Root == "" || cfg.RunRoot == "" {
+		return nil, fmt.Errorf("runtime: Root and RunRoot are required: %w", ErrInvalid)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r := &Runtime{
+		root:      cfg.Root,
+		runRoot:   cfg.RunRoot,
+		libctRoot: filepath.Join(cfg.RunRoot, "libct"),
+		log:       log,
+		seccomp:   map[string]*configs.Seccomp{},
+	}
+	for _, d := range []string{r.root, r.libctRoot, filepath.Join(r.runRoot, "containers")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runtime: create %s: %w", d, err)
+		}
+	}
+	quietLogrus()
+	return r, nil
+}
+
+// quietLogrus keeps libcontainer's global logrus logger from writing to the user's terminal;
+// libcontainer is the only logrus user in this process that the runtime drives.
+func quietLogrus() {
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.ErrorLevel)
+}
+
+func (r *Runtime) dir(id string) string      { return filepath.Join(r.root, id) }
+func (r *Runtime) runDir(id string) string   { return filepath.Join(r.runRoot, "containers", id) }
+func (r *Runtime) lockPath(id string) string { return filepath.Join(r.runDir(id), "monitor.lock") }
+func (r *Runtime) sockPath(id string) string { return filepath.Join(r.runDir(id), "monitor.sock") }
+
+// seccompFor returns the default seccomp profile for a capability set, converted once.
+func (r *Runtime) seccompFor(caps []string) (*configs.Seccomp, error) {
+	key := strings.Join(caps, ",")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sc, ok := r.seccomp[key]; ok {
+		return sc, nil
+	}
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
+	ls, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		return nil, fmt.Errorf("default seccomp profile: %w", err)
+	}
+	sc, err := specconv.SetupSeccomp(ls)
+	if err != nil {
+		return nil, fmt.Errorf("default seccomp profile: %w", err)
+	}
+	r.seccomp[key] = sc
+	return sc, nil
+}
+
+// NewID returns a random 64-hex container ID.
+func NewID() string {
+	var b [32]byte
+	if _, err := io.ReadFull(randReader(), b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func validID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// Create records a new container. It converts the configuration to libcontainer's once, so
+// starts are cheap, and fills empty named volumes from the image's content.
+func (r *Runtime) Create(ctx context.Context, c ContainerConfig) error {
+	if !validID(c.ID) {
+		return fmt.Errorf("create: ID %q is not 64 hex digits: %w", c.ID, ErrInvalid)
+	}
+	if len(c.Args) == 0 {
+		return fmt.Errorf("create %s: no command: %w", c.Name, ErrInvalid)
+	}
+	if c.Rootfs == "" {
+		return fmt.Errorf("create %s: no rootfs: %w", c.Name, ErrInvalid)
+	}
+	if _, err := parseRestart(c.Restart); err != nil {
+		return err
+	}
+	if c.Name == "" {
+		c.Name = c.ID[:12]
+	}
+	if c.Hostname == "" && c.NetNSPath != "host" {
+		c.Hostname = c.ID[:12]
+	}
+	if c.Created.IsZero() {
+		c.Created = time.Now().UTC()
+	}
+	unlock, err := r.lockNames()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	dir := r.dir(c.ID)
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("create %s: %w", c.ID, ErrExists)
+	}
+	all, err := r.configs()
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.Name == c.Name {
+			return fmt.Errorf("create: name %q is used by %s: %w", c.Name, o.ID[:12], ErrNameConflict)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o710); err != nil {
+		return fmt.Errorf("create %s: %w", c.Name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	warn := func(msg string) { r.log.Warn(msg, "container", c.Name) }
+	lc, err := r.libctConfig(&c, dir, warn)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", c.Name, err)
+	}
+	if err := fillVolumes(c.Rootfs, c.Mounts); err != nil {
+		return fmt.Errorf("create %s: %w", c.Name, err)
+	}
+	if err := writeJSON(filepath.Join(dir, "libct.json"), lc); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "state.json"), State{Status: StatusCreated}); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "config.json"), c); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// lockNames serializes name allocation across processes.
+func (r *Runtime) lockNames() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(r.root, ".names.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock names: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock names: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// configs reads every container's config.
+func (r *Runtime) configs() ([]ContainerConfig, error) {
+	ents, err := os.ReadDir(r.root)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []ContainerConfig
+	for _, e := range ents {
+		if !e.IsDir() || !validID(e.Name()) {
+			continue
+		}
+		c, err := r.config(e.Name())
+		if err != nil {
+			continue // being created or removed
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (r *Runtime) config(id string) (ContainerConfig, error) {
+	var c ContainerConfig
+	if err := readJSON(filepath.Join(r.dir(id), "config.json"), &c); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return c, fmt.Errorf("container %s: %w", id, ErrNotFound)
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (r *Runtime) readState(id string) (State, error) {
+	var s State
+	if err := readJSON(filepath.Join(r.dir(id), "state.json"), &s); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return s, fmt.Errorf("container %s: %w", id, ErrNotFound)
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// Resolve finds a container by full ID, unique ID prefix or name.
+func (r *Runtime) Resolve(ctx context.Context, ref string) (string, error) {
+	if validID(ref) {
+		if _, err := os.Stat(r.dir(ref)); err == nil {
+			return ref, nil
+		}
+	}
+	all, err := r.configs()
+	if err != nil {
+		return "", err
+	}
+	for _, c := range all {
+		if c.Name == ref || c.Name == strings.TrimPrefix(ref, "/") {
+			return c.ID, nil
+		}
+	}
+	var match []string
+	for _, c := range all {
+		if ref != "" && strings.HasPrefix(c.ID, ref) {
+			match = append(match, c.ID)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+	case 1:
+		return match[0], nil
+	}
+	return "", fmt.Errorf("%s matches %d containers: %w", ref, len(match), ErrAmbiguous)
+}
+
+// Rename changes a container's name.
+func (r *Runtime) Rename(ctx context.Context, id, name string) error {
+	unlock, err := r.lockNames()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := r.configs()
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.Name == name && o.ID != id {
+			return fmt.Errorf("rename: %q is used by %s: %w", name, o.ID[:12], ErrNameConflict)
+		}
+	}
+	c, err := r.config(id)
+	if err != nil {
+		return err
+	}
+	c.Name = name
+	return writeJSON(filepath.Join(r.dir(id), "config.json"), c)
+}
+
+// monitorAlive reports whether the container's monitor holds its lock.
+func (r *Runtime) monitorAlive(id string) bool {
+	f, err := os.Open(r.lockPath(id))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	return false
+}
+
+// Inspect returns the container's true state. When the state file says the container runs but
+// its monitor is gone, the state is repaired: a container whose process survived is reported
+// running (its output is no longer collected), otherwise exited, both with an Error.
+func (r *Runtime) Inspect(ctx context.Context, id string) (State, error) {
+	st, err := r.readState(id)
+	if err != nil {
+		return st, err
+	}
+	if !st.Running() {
+		return st, nil
+	}
+	if r.monitorAlive(id) {
+		if st.Status == StatusRunning {
+			if ct, err := libcontainer.Load(r.libctRoot, id); err == nil {
+				if s, err := ct.Status(); err == nil && s == libcontainer.Paused {
+					st.Status = StatusPaused
+				}
+			}
+		}
+		return st, nil
+	}
+	// The monitor may have just finished: re-read before repairing.
+	if st2, err := r.readState(id); err == nil && !st2.Running() {
+		return st2, nil
+	}
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err == nil {
+		if s, err := ct.Status(); err == nil && (s == libcontainer.Running || s == libcontainer.Paused) {
+			st.Status = StatusRunning
+			if s == libcontainer.Paused {
+				st.Status = StatusPaused
+			}
+			st.Error = "monitor exited; output is not collected and the restart policy is not applied"
+			return st, nil
+		}
+		_ = ct.Destroy()
+	}
+	st.Status = StatusExited
+	st.Pid = 0
+	if st.ExitCode == 0 {
+		st.ExitCode = 255
+	}
+	st.Error = "monitor exited unexpectedly"
+	st.FinishedAt = time.Now().UTC()
+	st.Health = healthStopped(st.Health)
+	if err := writeJSON(filepath.Join(r.dir(id), "state.json"), st); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+func healthStopped(h *Health) *Health {
+	if h == nil {
+		return nil
+	}
+	h2 := *h
+	h2.Status = HealthUnhealthy
+	return &h2
+}
+
+// Get returns one container's config and state.
+func (r *Runtime) Get(ctx context.Context, id string) (Container, error) {
+	c, err := r.config(id)
+	if err != nil {
+		return Container{}, err
+	}
+	st, err := r.Inspect(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
+	return Container{Config: c, State: st}, nil
+}
+
+// List returns every container, oldest first.
+func (r *Runtime) List(ctx context.Context) ([]Container, error) {
+	all, err := r.configs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Container, 0, len(all))
+	for _, c := range all {
+		st, err := r.Inspect(ctx, c.ID)
+		if err != nil {
+			continue
+		}
+		out = append(out, Container{Config: c, State: st})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.Before(out[j].Config.Created) })
+	return out, nil
+}
+
+// Stop sends the stop signal and, after timeout (the container's StopTimeout, or 10s, when
+// timeout < 0), SIGKILL; it returns once the container has exited. Stopping a stopped
+// container is not an error.
+func (r *Runtime) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := r.config(id)
+	if err != nil {
+		return err
+	}
+	if timeout < 0 {
+		timeout = c.StopTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+	}
+	sig, err := ParseSignal(c.StopSignal)
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	if r.monitorAlive(id) {
+		_, err := r.request(ctx, id, fmt.Sprintf("stop %d %d", int(sig), timeout.Milliseconds()))
+		if err == nil || !errors.Is(err, errNoMonitor) {
+			return err
+		}
+	}
+	// No monitor: signal the orphan directly, then repair the state.
+	st, err := r.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !st.Running() {
+		return nil
+	}
+	if ct, err := libcontainer.Load(r.libctRoot, id); err == nil {
+		_ = ct.Signal(sig)
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			if s, err := ct.Status(); err != nil || s == libcontainer.Stopped {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = ct.Signal(unix.SIGKILL)
+		_ = ct.Destroy()
+	}
+	st.Status = StatusExited
+	st.Pid = 0
+	st.StoppedByUser = true
+	st.FinishedAt = time.Now().UTC()
+	return writeJSON(filepath.Join(r.dir(id), "state.json"), st)
+}
+
+// Kill sends sig to the container's main process.
+func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	if _, err := r.config(id); err != nil {
+		return err
+	}
+	if r.monitorAlive(id) {
+		_, err := r.request(ctx, id, fmt.Sprintf("kill %d", int(sig)))
+		if err == nil || !errors.Is(err, errNoMonitor) {
+			return err
+		}
+	}
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", id, ErrNotRunning)
+	}
+	if err := ct.Signal(sig); err != nil {
+		return fmt.Errorf("kill %s: %w: %w", id, err, ErrNotRunning)
+	}
+	return nil
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", id, ErrNotRunning)
+	}
+	if err := ct.Pause(); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Unpause thaws a paused container.
+func (r *Runtime) Unpause(ctx context.Context, id string) error {
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return fmt.Errorf("unpause %s: %w", id, ErrNotRunning)
+	}
+	if err := ct.Resume(); err != nil {
+		return fmt.Errorf("unpause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Wait blocks until the container is stopped (not restarting) and returns its exit code. It
+// blocks on the monitor's socket, so it costs nothing while waiting.
+func (r *Runtime) Wait(ctx context.Context, id string) (int, error) {
+	for {
+		st, err := r.Inspect(ctx, id)
+		if err != nil {
+			return -1, err
+		}
+		if !st.Running() {
+			return st.ExitCode, nil
+		}
+		if !r.monitorAlive(id) {
+			// An orphan without monitor: poll its process.
+			select {
+			case <-ctx.Done():
+				return -1, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		_, err = r.request(ctx, id, "wait")
+		if err != nil && !errors.Is(err, errNoMonitor) {
+			return -1, err
+		}
+		if err != nil {
+			// The monitor vanished between the check and the request.
+			select {
+			case <-ctx.Done():
+				return -1, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Remove deletes a stopped container (with force, stops it first with SIGKILL). A missing
+// container is not an error. When the rootfs is still mounted under the container's
+// directory it is unmounted first.
+func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
+	c, err := r.config(id)
+	if errors.Is(err, ErrNotFound) {
+		if _, err := os.Stat(r.dir(id)); err != nil {
+			return nil
+		}
+	}
+	st, serr := r.Inspect(ctx, id)
+	if serr == nil && st.Running() {
+		if !force {
+			return fmt.Errorf("remove %s: stop it first or force: %w", c.Name, ErrRunning)
+		}
+		if err := r.Stop(ctx, id, 0); err != nil && !errors.Is(err, ErrNotRunning) {
+			return fmt.Errorf("remove %s: %w", c.Name, err)
+		}
+	}
+	// Wait for the monitor to let go (it exits right after the container stops).
+	for i := 0; i < 250 && r.monitorAlive(id); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ct, err := libcontainer.Load(r.libctRoot, id); err == nil {
+		_ = ct.Signal(unix.SIGKILL)
+		_ = ct.Destroy()
+	}
+	dir := r.dir(id)
+	if c.Rootfs != "" && strings.HasPrefix(c.Rootfs, dir+string(os.PathSeparator)) {
+		_ = unix.Unmount(c.Rootfs, unix.MNT_DETACH)
+	}
+	if err := os.RemoveAll(r.runDir(id)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Processes returns the host PIDs of the container's processes.
+func (r *Runtime) Processes(ctx context.Context, id string) ([]int, error) {
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return nil, fmt.Errorf("top %s: %w", id, ErrNotRunning)
+	}
+	pids, err := ct.Processes()
+	if err != nil {
+		return nil, fmt.Errorf("top %s: %w", id, err)
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// Stats is a snapshot of a container's resource usage.
+type Stats struct {
+	CPUUsage    uint64 // total CPU time, ns
+	MemoryUsage uint64 // bytes
+	MemoryLimit uint64 // bytes
+	Pids        uint64
+}
+
+// Stats reads the container's cgroup counters.
+func (r *Runtime) Stats(ctx context.Context, id string) (Stats, error) {
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats %s: %w", id, ErrNotRunning)
+	}
+	s, err := ct.Stats()
+	if err != nil || s.CgroupStats == nil {
+		return Stats{}, fmt.Errorf("stats %s: %w", id, err)
+	}
+	cs := s.CgroupStats
+	return Stats{
+		CPUUsage:    cs.CpuStats.CpuUsage.TotalUsage,
+		MemoryUsage: cs.MemoryStats.Usage.Usage,
+		MemoryLimit: cs.MemoryStats.Usage.Limit,
+		Pids:        cs.PidsStats.Current,
+	}, nil
+}
+
+// writeJSON writes v crash-safely: temp file, fsync, rename.
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	return writeFileAtomic(path, b, 0o600)
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package storage
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultMaxEntrySize bounds the size a single tar entry may declare (64 GiB).
+const DefaultMaxEntrySize int64 = 64 << 30
+
+// extractOptions control extractLayer.
+type extractOptions struct {
+	MaxEntrySize int64 // 0: DefaultMaxEntrySize
+}
+
+// extractLayer unpacks an uncompressed layer tar into dir (an existing, private, empty
+// directory), converting OCI whiteouts into overlayfs ones. Image content is untrusted: every
+// path is resolved inside dir (symlinks included, with openat2 RESOLVE_IN_ROOT), ".." escapes
+// and hardlinks out of the layer are rejected with ErrUnsafeLayer, device nodes are skipped,
+// and entries declaring more than MaxEntrySize bytes are rejected. It returns the content size.
+func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptions) (int64, error) {
+	if opt.MaxEntrySize <= 0 {
+		opt.MaxEntrySize = DefaultMaxEntrySize
+	}
+	rootfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open layer dir: %w", err)
+	}
+	defer unix.Close(rootfd)
+	x := &extractor{root: rootfd, isRoot: os.Geteuid() == 0, buf: make([]byte, 1<<20)}
+	tr := tar.NewReader(r)
+	var size int64
+	type dirMeta struct {
+		name string
+		hdr  *tar.Header
+	}
+	var dirs []dirMeta
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read layer tar: %w", err)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return 0, err
+		}
+		if name == "" {
+			continue // the root itself
+		}
+		if hdr.Size < 0 || hdr.Size > opt.MaxEntrySize {
+			return 0, fmt.Errorf("layer entry %q declares %d bytes (limit %d): %w", hdr.Name, hdr.Size, opt.MaxEntrySize, ErrUnsafeLayer)
+		}
+		if err := x.entry(tr, hdr, name); err != nil {
+			return 0, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+		if hdr.Typeflag == tar.TypeDir {
+			dirs = append(dirs, dirMeta{name, hdr})
+		}
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+			size += hdr.Size
+		}
+	}
+	// Directory modes and times last: adding children changes mtime, and a read-only directory
+	// must stay writable until its contents are in.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		pfd, base, err := x.parent(d.name, false)
+		if err != nil {
+			continue // replaced by a later entry
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			x.meta(pfd, base, -1, d.hdr, false)
+		}
+		unix.Close(pfd)
+	}
+	if err := unix.Syncfs(rootfd); err != nil {
+		return 0, fmt.Errorf("sync layer: %w", err)
+	}
+	return size, nil
+}
+
+// cleanEntryName turns a tar name into a clean relative path; "" is the root. Absolute names
+// are taken relative to the layer root; names that climb out with ".." are rejected.
+func cleanEntryName(n string) (string, error) {
+	if strings.IndexByte(n, 0) >= 0 {
+		return "", fmt.Errorf("layer entry %q: NUL in name: %w", n, ErrUnsafeLayer)
+	}
+	c := path.Clean(strings.TrimLeft(n, "/"))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("layer entry %q escapes the layer: %w", n, ErrUnsafeLayer)
+	}
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+type extractor struct {
+	root   int
+	isRoot bool
+	buf    []byte
+}
+
+// openIn opens p (relative) inside the root, resolving every symlink as if root were "/".
+func (x *extractor) openIn(p string) (int, error) {
+	if p == "" || p == "." {
+		return unix.Dup(x.root)
+	}
+	return unix.Openat2(x.root, p, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+}
+
+// mkdirAll returns an fd for directory p inside the root, creating missing components.
+func (x *extractor) mkdirAll(p string, depth int) (int, error) {
+	fd, err := x.openIn(p)
+	if err == nil {
+		return fd, nil
+	}
+	if !errors.Is(err, unix.ENOENT) || depth > 4096 {
+		if errors.Is(err, unix.ENOTDIR) {
+			return -1, fmt.Errorf("parent %q is not a directory: %w", p, ErrUnsafeLayer)
+		}
+		return -1, fmt.Errorf("open %q: %w", p, err)
+	}
+	pfd, err := x.mkdirAll(path.Dir(p), depth+1)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, path.Base(p), 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, fmt.Errorf("mkdir %q: %w", p, err)
+	}
+	fd, err = x.openIn(p)
+	if err != nil {
+		return -1, fmt.Errorf("open %q (a dangling symlink?): %v: %w", p, err, ErrUnsafeLayer)
+	}
+	return fd, nil
+}
+
+// parent returns an fd for the parent directory of name and the final component.
+func (x *extractor) parent(name string, create bool) (int, string, error) {
+	dir, base := path.Dir(name), path.Base(name)
+	if create {
+		fd, err := x.mkdirAll(dir, 0)
+		return fd, base, err
+	}
+	fd, err := x.openIn(dir)
+	return fd, base, err
+}
+
+func (x *extractor) entry(r io.Reader, hdr *tar.Header, name string) error {
+	base := path.Base(name)
+	if strings.HasPrefix(base, ".wh.") {
+		return x.whiteout(name)
+	}
+	pfd, base, err := x.parent(name, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+			if err := removeAt(pfd, base); err != nil {
+				return err
+			}
+		}
+	}
+
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdir: %w", err)
+		}
+		return nil // metadata applied at the end
+	case tar.TypeReg, tar.TypeRegA:
+		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		f := os.NewFile(uintptr(fd), base)
+		n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), x.buf)
+		if err == nil && n != hdr.Size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("write: %w", err)
+		}
+		err = x.meta(pfd, base, fd, hdr, false)
+		f.Close()
+		return err
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("symlink: %w", err)
+		}
+		return x.meta(pfd, base, -1, hdr, true)
+	case tar.TypeLink:
+		target, err := cleanEntryName(hdr.Linkname)
+		if err != nil || target == "" {
+			return fmt.Errorf("hardlink to %q points outside the layer: %w", hdr.Linkname, ErrUnsafeLayer)
+		}
+		tfd, tbase, err := x.parent(target, false)
+		if err != nil {
+			return fmt.Errorf("hardlink target %q: %v: %w", hdr.Linkname, err, ErrUnsafeLayer)
+		}
+		defer unix.Close(tfd)
+		if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+			return fmt.Errorf("hardlink to %q: %v: %w", hdr.Linkname, err, ErrUnsafeLayer)
+		}
+		return nil
+	case tar.TypeFifo:
+		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
+			return fmt.Errorf("mkfifo: %w", err)
+		}
+		return x.meta(pfd, base, -1, hdr, false)
+	case tar.TypeChar, tar.TypeBlock:
+		return nil // device nodes are never created: the runtime provides /dev
+	default:
+		return nil // pax globals, GNU long names (already folded in), sockets, unknown: ignore
+	}
+}
+
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// meta applies ownership, mode, xattrs and times. fd >= 0 is an open fd for the entry.
+func (x *extractor) meta(pfd int, base string, fd int, hdr *tar.Header, symlink bool) error {
+	if x.isRoot {
+		var err error
+		if fd >= 0 {
+			err = unix.Fchown(fd, hdr.Uid, hdr.Gid)
+		} else {
+			err = unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if !symlink {
+		mode := uint32(hdr.Mode) & 0o7777
+		var err error
+		if fd >= 0 {
+			err = unix.Fchmod(fd, mode)
+		} else {
+			err = unix.Fchmodat(pfd, base, mode, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+		for k, v := range hdr.PAXRecords {
+			attr, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+			if !ok || !(strings.HasPrefix(attr, "user.") || attr == "security.capability") {
+				continue
+			}
+			if fd >= 0 {
+				unix.Fsetxattr(fd, attr, []byte(v), 0)
+			}
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(hdr.AccessTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	if hdr.AccessTime.IsZero() {
+		ts[0] = ts[1]
+	}
+	unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+	return nil
+}
+
+// whiteout converts an OCI whiteout entry into overlayfs form: ".wh.x" becomes a 0:0
+// character device "x"; ".wh..wh..opq" marks the directory opaque.
+func (x *extractor) whiteout(name string) error {
+	dir, base := path.Dir(name), path.Base(name)
+	pfd, err := x.mkdirAll(dir, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if base == ".wh..wh..opq" {
+		if err := unix.Fsetxattr(pfd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("mark %q opaque: %w", dir, err)
+		}
+		return nil
+	}
+	target := strings.TrimPrefix(base, ".wh.")
+	if target == "" || target == "." || target == ".." || strings.HasPrefix(target, ".wh.") {
+		return fmt.Errorf("bad whiteout %q: %w", name, ErrUnsafeLayer)
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(pfd, target, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if err := removeAt(pfd, target); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("whiteout %q: %w", name, err)
+	}
+	return nil
+}
+
+// removeAt removes name in directory dirfd, recursively and without following symlinks.
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	for _, n := range names {
+		if err := removeAt(fd, n); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	f.Close()
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	return nil
+}
