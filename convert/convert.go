@@ -181,7 +181,7 @@ func Convert(p *spec.Project, files Files, opt Options) (*Result, error) {
 		for i, w := range res.Warnings {
 			msgs[i] = "  " + w.String()
 		}
-		return res, fmt.Errorf("%d warnings:\n%s\n%w", len(msgs), strings.Join(msgs, "\n"), ErrStrict)
+		return res, fmt.Errorf("%w:\n%s", ErrStrict, strings.Join(msgs, "\n"))
 	}
 	return res, nil
 }

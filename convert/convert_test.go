@@ -224,7 +224,7 @@ func TestStrict(t *testing.T) {
 	}
 	// A project without lossy keys converts under --strict, notes and all.
 	p := newProject("clean",
-		spec.Service{Name: "app", Build: &spec.Build{Context: "/src"}, Ports: []spec.Port{{Target: 80, Protocol: "tcp"}}},
+		spec.Service{Name: "app", Build: &spec.Build{Context: "/src"}, Expose: []string{"80"}},
 	)
 	res, err := Convert(p, nil, Options{Strict: true})
 	if err != nil {

@@ -31,13 +31,14 @@ func (o Object) plain() (map[string]any, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", o.Kind, o.Name, err)
 	}
+	delete(m, "status") // berth never sets one; some types write zero counters
 	prune(m)
 	return m, nil
 }
 
 // prunable are the keys whose empty values the typed structs always write and that mean
 // nothing when empty. (An empty emptyDir does mean something, so this is not every key.)
-var prunable = map[string]bool{"status": true, "resources": true, "strategy": true}
+var prunable = map[string]bool{"status": true, "resources": true, "strategy": true, "updateStrategy": true}
 
 // prune drops "creationTimestamp: null" and the empty prunable keys at any depth.
 func prune(v any) {

@@ -20,7 +20,10 @@ func dnsLabel(s string) string {
 		}
 	}
 	out := strings.Trim(b.String(), "-")
-	if out == "" || out[0] < 'a' || out[0] > 'z' {
+	switch {
+	case out == "":
+		out = "x"
+	case out[0] < 'a' || out[0] > 'z':
 		out = "x-" + out
 	}
 	if len(out) > 63 {
@@ -58,4 +61,13 @@ func labelValue(s string) string {
 // portName is a Service/container port name: "tcp-80".
 func portName(proto string, port int32) string {
 	return strings.ToLower(proto) + "-" + itoa(int64(port))
+}
+
+// networkLabel is the pod label key that marks membership of a compose network.
+func networkLabel(net string) string {
+	name := dnsLabel(net)
+	if max := 63 - len("network-"); len(name) > max {
+		name = strings.TrimRight(name[:max], "-")
+	}
+	return labelNetwork + name
 }

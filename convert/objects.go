@@ -80,14 +80,11 @@ func (c *converter) kubeServices(s spec.Service) {
 	}
 	pub := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: c.meta(name+"-published", map[string]string{labelService: name}),
+		ObjectMeta: c.meta(dnsLabel(name+"-published"), map[string]string{labelService: name}),
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceType(c.opt.ExposePorts), Selector: c.selector(s.Name)},
 	}
 	seen := map[string]bool{}
 	for i, pt := range s.Ports {
-		if pt.Published == "" && c.opt.ExposePorts == ExposeLoadBalancer {
-			continue
-		}
 		key := fmt.Sprintf("ports[%d]", i)
 		proto := corev1.Protocol(strings.ToUpper(pt.Protocol))
 		if proto == "" {
@@ -156,6 +153,19 @@ func (c *converter) claim(key, name string, many bool) corev1.PersistentVolumeCl
 				Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
 			},
 		},
+	}
+	for _, k := range sortedKeys(vol.Labels) {
+		if k == LabelVolumeSize || k == LabelStorageClass {
+			continue
+		}
+		if !isQualifiedName(k) {
+			c.warn("", "volumes."+key+".labels."+k, "not a valid Kubernetes annotation key; dropped")
+			continue
+		}
+		if pvc.Annotations == nil {
+			pvc.Annotations = map[string]string{}
+		}
+		pvc.Annotations[k] = vol.Labels[k]
 	}
 	if sc, ok := vol.Labels[LabelStorageClass]; ok {
 		pvc.Spec.StorageClassName = &sc
@@ -283,11 +293,14 @@ func (c *converter) networkPolicies() {
 	for _, net := range sortedKeys(used) {
 		n := c.p.Networks[net]
 		members := &metav1.LabelSelector{MatchLabels: map[string]string{
-			labelProject:                 project,
-			labelNetwork + dnsLabel(net): "true",
+			labelProject:      project,
+			networkLabel(net): "true",
 		}}
 		if n.External {
 			c.warn("", "networks."+net, "external network: only this project's pods are let in")
+		}
+		if len(n.DriverOpts) > 0 {
+			c.warn("", "networks."+net+".driver_opts", "driver options are not mapped")
 		}
 		if len(n.IPAM) > 0 {
 			c.warn("", "networks."+net+".ipam", "pod addresses come from the cluster; not mapped")
@@ -320,9 +333,6 @@ func (c *converter) networkPolicies() {
 		var ports []networkingv1.NetworkPolicyPort
 		seen := map[string]bool{}
 		for _, pt := range s.Ports {
-			if pt.Published == "" && c.opt.ExposePorts == ExposeLoadBalancer {
-				continue
-			}
 			proto := corev1.Protocol(strings.ToUpper(pt.Protocol))
 			if proto == "" {
 				proto = corev1.ProtocolTCP
@@ -341,7 +351,7 @@ func (c *converter) networkPolicies() {
 		name := c.svcName[s.Name]
 		np := &networkingv1.NetworkPolicy{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-			ObjectMeta: c.meta(name+"-published", map[string]string{labelService: name}),
+			ObjectMeta: c.meta(dnsLabel(name+"-published"), map[string]string{labelService: name}),
 			Spec: networkingv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{MatchLabels: c.selector(s.Name)},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"sort"
 	"time"
 
 	"github.com/berth-dev/berth/spec"
@@ -38,6 +39,8 @@ func newProject(name string, svcs ...spec.Service) *spec.Project {
 		}
 		p.Services = append(p.Services, s)
 	}
+	// spec.Load sorts services by name.
+	sort.Slice(p.Services, func(i, j int) bool { return p.Services[i].Name < p.Services[j].Name })
 	return p
 }
 
@@ -74,7 +77,7 @@ func projectBasic() *spec.Project {
 				"DATABASE_URL": "postgres://postgres:example@db/app",
 				"MODE":         "production",
 			},
-			Ports: []spec.Port{{Target: 8000, Published: "8080", Protocol: "tcp", Mode: "ingress"}},
+			Ports: []spec.Port{{Name: "http", Target: 8000, Published: "8080", Protocol: "tcp", Mode: "ingress"}},
 			DependsOn: map[string]spec.Dependency{
 				"db": {Condition: spec.ConditionHealthy, Required: true},
 			},
@@ -146,7 +149,7 @@ func projectStateful() *spec.Project {
 		},
 	)
 	p.Volumes["data"] = spec.Volume{Name: "stateful_data", Labels: map[string]string{
-		LabelVolumeSize: "20Gi", LabelStorageClass: "fast-ssd",
+		LabelVolumeSize: "20Gi", LabelStorageClass: "fast-ssd", "com.example.backup": "daily",
 	}}
 	return p
 }
@@ -171,7 +174,7 @@ func projectVolumes() *spec.Project {
 			Image: "busybox",
 			Volumes: []spec.Mount{
 				{Type: spec.MountVolume, Source: "shared", Target: "/in", ReadOnly: true},
-				{Type: spec.MountBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", Propagation: "rslave", SELinux: "z"},
+				{Type: spec.MountBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", Propagation: "rslave", SELinux: "z", CreateHostPath: true},
 			},
 		},
 	)
@@ -238,17 +241,25 @@ func projectNetworks() *spec.Project {
 				"backend":  {},
 			},
 			Links:      []string{"api:api-legacy"},
-			ExtraHosts: []string{"metrics.internal:10.0.0.5", "logs.internal:10.0.0.5", "gw:host-gateway"},
-			DNS:        []string{"1.1.1.1"},
-			DNSSearch:  []string{"example.com"},
-			DNSOpt:     []string{"ndots:2", "edns0"},
-			Hostname:   "edge",
+			ExtraHosts: []string{"gw:host-gateway", "logs.internal:10.0.0.5", "metrics.internal:10.0.0.5"},
+			// links imply a dependency (compose-go adds it with restart: true).
+			DependsOn: map[string]spec.Dependency{"api": {Condition: spec.ConditionStarted, Restart: true, Required: true}},
+			DNS:       []string{"1.1.1.1"},
+			DNSSearch: []string{"example.com"},
+			DNSOpt:    []string{"ndots:2", "edns0"},
+			Hostname:  "edge",
 		},
 		spec.Service{
 			Name:     "api",
 			Image:    "example/api",
 			Expose:   []string{"9000", "9100-9101/udp"},
 			Networks: map[string]spec.ServiceNetwork{"backend": {Aliases: []string{"proxy"}, IPv4Address: "10.210.5.10"}},
+		},
+		spec.Service{
+			Name:      "audit",
+			Image:     "example/audit",
+			Networks:  map[string]spec.ServiceNetwork{"frontend": {}},
+			DependsOn: map[string]spec.Dependency{"api": {Condition: spec.ConditionStarted, Required: true}},
 		},
 		spec.Service{
 			Name:        "sniffer",
@@ -258,7 +269,7 @@ func projectNetworks() *spec.Project {
 		},
 	)
 	p.Networks = map[string]spec.Network{
-		"frontend": {Name: "networks_frontend"},
+		"frontend": {Name: "networks_frontend", DriverOpts: map[string]string{"com.docker.network.bridge.name": "br-front"}},
 		"backend":  {Name: "networks_backend", Internal: true, IPAM: []spec.IPAMConfig{{Subnet: "10.210.5.0/24"}}},
 	}
 	return p
@@ -297,7 +308,7 @@ func projectSecurity() *spec.Project {
 				MemLimit:       512 << 20,
 				MemReservation: 128 << 20,
 				CPUs:           0.5,
-				CPUShares:      512,
+				CPUShares:      1024,
 				PidsLimit:      100,
 			},
 			GroupAdd:        []string{"2000", "audio"},

@@ -3,13 +3,11 @@ package convert
 import (
 	"fmt"
 	"math"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	units "github.com/docker/go-units"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -157,7 +155,7 @@ func (c *converter) service(s spec.Service) error {
 
 	tmplLabels := c.selector(s.Name)
 	for net := range s.Networks {
-		tmplLabels[labelNetwork+dnsLabel(net)] = "true"
+		tmplLabels[networkLabel(net)] = "true"
 	}
 	tmpl := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: tmplLabels, Annotations: c.annotations(s)},
@@ -224,14 +222,16 @@ func (c *converter) service(s spec.Service) error {
 		}
 		c.add(kindDeployment, name, d)
 	}
-	if s.NetworkMode != "none" {
+	if s.NetworkMode != "none" && (kind != kindJob || len(c.svcPorts[s.Name]) > 0) {
 		c.kubeServices(s)
 	}
 	return nil
 }
 
 func (c *converter) restartWarning(s spec.Service) {
-	if strings.HasPrefix(s.Restart, "on-failure") {
+	// An explicit "no" or "on-failure" cannot be kept: only Jobs may stop for good, and only
+	// services that others wait to complete become Jobs.
+	if s.Restart == "no" || strings.HasPrefix(s.Restart, "on-failure") {
 		c.warn(s.Name, "restart", "%q: pods of a %s are always restarted", s.Restart, c.svcKind[s.Name])
 	}
 }
@@ -407,24 +407,34 @@ func (c *converter) environment(s spec.Service, ctr *corev1.Container) {
 func (c *converter) servicePorts(s spec.Service) []corev1.ServicePort {
 	seen := map[string]bool{}
 	var out []corev1.ServicePort
-	addPort := func(port int32, proto string) {
+	names := map[string]bool{}
+	addPort := func(port int32, proto, name string) {
 		p := corev1.Protocol(strings.ToUpper(proto))
 		if p == "" {
 			p = corev1.ProtocolTCP
 		}
-		n := portName(string(p), port)
-		if seen[n] {
+		key := portName(string(p), port)
+		if seen[key] {
 			return
 		}
-		seen[n] = true
-		out = append(out, corev1.ServicePort{Name: n, Port: port, Protocol: p, TargetPort: intOrString(port)})
+		seen[key] = true
+		// A compose port name is kept when Kubernetes accepts it (an IANA service name).
+		if name == "" || len(validation.IsValidPortName(name)) != 0 || names[name] {
+			name = key
+		}
+		names[name] = true
+		out = append(out, corev1.ServicePort{Name: name, Port: port, Protocol: p, TargetPort: intOrString(port)})
 	}
 	for i, pt := range s.Ports {
+		key := fmt.Sprintf("ports[%d]", i)
 		if pt.Protocol != "" && pt.Protocol != "tcp" && pt.Protocol != "udp" && pt.Protocol != "sctp" {
-			c.warn(s.Name, fmt.Sprintf("ports[%d]", i), "protocol %q is not supported", pt.Protocol)
+			c.warn(s.Name, key, "protocol %q is not supported", pt.Protocol)
 			continue
 		}
-		addPort(int32(pt.Target), pt.Protocol)
+		if pt.Name != "" && len(validation.IsValidPortName(pt.Name)) != 0 {
+			c.warn(s.Name, key+".name", "%q is not a valid Kubernetes port name; a generated one is used", pt.Name)
+		}
+		addPort(int32(pt.Target), pt.Protocol, pt.Name)
 	}
 	for i, e := range s.Expose {
 		lo, hi, proto, err := parseExpose(e)
@@ -433,7 +443,7 @@ func (c *converter) servicePorts(s spec.Service) []corev1.ServicePort {
 			continue
 		}
 		for p := lo; p <= hi; p++ {
-			addPort(p, proto)
+			addPort(p, proto, "")
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -475,9 +485,13 @@ func (c *converter) ports(s spec.Service, ctr *corev1.Container) {
 		if pt.HostIP != "" && pt.HostIP != "0.0.0.0" && pt.HostIP != "::" {
 			c.warn(s.Name, key, "host IP %s cannot be kept", pt.HostIP)
 		}
-		if c.opt.ExposePorts == ExposeNone && pt.Published != "" {
+		if c.opt.ExposePorts == ExposeNone {
+			published := pt.Published
+			if published == "" {
+				published = "(random)"
+			}
 			c.warn(s.Name, key, "published port %s is reachable only inside the cluster, at %s:%d; use --expose-ports to publish it",
-				pt.Published, c.svcName[s.Name], pt.Target)
+				published, c.svcName[s.Name], pt.Target)
 		}
 	}
 }
@@ -556,6 +570,14 @@ func (c *converter) resources(s spec.Service, ctr *corev1.Container) {
 	if r.CPUShares > 0 {
 		// The kubelet turns a CPU request into shares as milli-CPUs * 1024 / 1000.
 		requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(r.CPUShares*1000/1024, 1), resource.DecimalSI)
+	}
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, hasReq := requests[res]
+		lim, hasLim := limits[res]
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			c.warn(s.Name, "resources", "%s request %s is above the limit %s; lowered to the limit", res, req.String(), lim.String())
+			requests[res] = lim
+		}
 	}
 	if r.MemSwapLimit != 0 {
 		c.warn(s.Name, "memswap_limit", "swap limits are not mapped")
@@ -674,209 +696,6 @@ func (c *converter) security(s spec.Service, ctr *corev1.Container, pod *corev1.
 	}
 }
 
-// mounts maps volumes, tmpfs and shm_size. For a StatefulSet, named volumes become claim
-// templates, which it returns.
-func (c *converter) mounts(s spec.Service, kind string, ctr *corev1.Container, pod *corev1.PodSpec) []corev1.PersistentVolumeClaim {
-	var claims []corev1.PersistentVolumeClaim
-	have := map[string]bool{}
-	addVolume := func(v corev1.Volume) {
-		if !have[v.Name] {
-			have[v.Name] = true
-			pod.Volumes = append(pod.Volumes, v)
-		}
-	}
-	for i, m := range s.Volumes {
-		key := fmt.Sprintf("volumes[%d]", i)
-		vm := corev1.VolumeMount{MountPath: m.Target, ReadOnly: m.ReadOnly, SubPath: m.Subpath}
-		switch m.Type {
-		case spec.MountVolume:
-			if m.Source == "" {
-				vm.Name = fmt.Sprintf("anon-%d", i)
-				addVolume(corev1.Volume{Name: vm.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-				break
-			}
-			vol := c.p.Volumes[m.Source]
-			vm.Name = "vol-" + dnsLabel(m.Source)
-			if len(vm.Name) > 63 {
-				vm.Name = vm.Name[:63]
-			}
-			claim := dnsLabel(m.Source)
-			if vol.External {
-				claim = dnsLabel(vol.Name)
-			}
-			if kind == kindStatefulSet && !vol.External {
-				if !have[vm.Name] {
-					have[vm.Name] = true
-					claims = append(claims, c.claim(m.Source, vm.Name, false))
-					c.warn(s.Name, key, "volume %q: each of the %d replicas gets its own PersistentVolumeClaim and no longer shares its data", m.Source, s.Scale)
-				}
-				break
-			}
-			addVolume(corev1.Volume{Name: vm.Name, VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
-			}})
-		case spec.MountBind:
-			if !c.opt.AllowHostPath {
-				c.warn(s.Name, key, "bind mount %s:%s has no portable Kubernetes equivalent; use configs, a volume, or --allow-hostpath", m.Source, m.Target)
-				continue
-			}
-			vm.Name = fmt.Sprintf("bind-%d", i)
-			t := corev1.HostPathDirectoryOrCreate
-			if !m.CreateHostPath {
-				t = corev1.HostPathUnset
-			}
-			addVolume(corev1.Volume{Name: vm.Name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: m.Source, Type: &t}}})
-			c.note(s.Name, key, "hostPath %s must exist on every node the pod can run on", m.Source)
-			switch m.Propagation {
-			case "", "rprivate", "private":
-			case "rslave", "slave":
-				p := corev1.MountPropagationHostToContainer
-				vm.MountPropagation = &p
-			case "rshared", "shared":
-				p := corev1.MountPropagationBidirectional
-				vm.MountPropagation = &p
-			}
-			if m.SELinux != "" {
-				c.warn(s.Name, key, "SELinux relabeling %q is not mapped", m.SELinux)
-			}
-		case spec.MountTmpfs:
-			vm.Name = fmt.Sprintf("tmpfs-%d", i)
-			addVolume(tmpfsVolume(vm.Name, m.TmpfsSize))
-			if m.TmpfsMode != 0 {
-				c.warn(s.Name, key, "tmpfs mode %o is not mapped", m.TmpfsMode)
-			}
-		default:
-			c.warn(s.Name, key, "mount type %q is not mapped", m.Type)
-			continue
-		}
-		ctr.VolumeMounts = append(ctr.VolumeMounts, vm)
-	}
-	for i, t := range s.Tmpfs {
-		key := fmt.Sprintf("tmpfs[%d]", i)
-		target, opts, _ := strings.Cut(t, ":")
-		var size int64
-		for _, o := range strings.Split(opts, ",") {
-			if v, ok := strings.CutPrefix(o, "size="); ok {
-				n, err := units.RAMInBytes(v)
-				if err != nil {
-					c.warn(s.Name, key, "size %q: %v", v, err)
-					continue
-				}
-				size = n
-			} else if o != "" {
-				c.warn(s.Name, key, "tmpfs option %q is not mapped", o)
-			}
-		}
-		name := fmt.Sprintf("tmpfs-x%d", i)
-		addVolume(tmpfsVolume(name, size))
-		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: target})
-	}
-	if s.ShmSize > 0 {
-		addVolume(tmpfsVolume("shm", s.ShmSize))
-		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "shm", MountPath: "/dev/shm"})
-	}
-	return claims
-}
-
-func tmpfsVolume(name string, size int64) corev1.Volume {
-	ed := &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
-	if size > 0 {
-		q := resource.NewQuantity(size, resource.BinarySI)
-		ed.SizeLimit = q
-	}
-	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}
-}
-
-// fileRefs mounts the service's secrets and configs at their targets.
-func (c *converter) fileRefs(s spec.Service, ctr *corev1.Container, pod *corev1.PodSpec) {
-	for i, r := range s.Secrets {
-		key := fmt.Sprintf("secrets[%d]", i)
-		obj, ok := c.p.Secrets[r.Source]
-		if !ok {
-			c.warn(s.Name, key, "secret %q is not defined", r.Source)
-			continue
-		}
-		c.secrets[r.Source] = true
-		target := r.Target
-		if target == "" {
-			target = r.Source
-		}
-		if !path.IsAbs(target) {
-			target = path.Join("/run/secrets", target)
-		}
-		name := "secret-" + dnsLabel(r.Source)
-		dataKey := fileKey(r.Source)
-		objName := dnsLabel(r.Source)
-		if obj.External {
-			objName = dnsLabel(obj.Name)
-		}
-		item := corev1.KeyToPath{Key: dataKey, Path: dataKey, Mode: modePtr(r.Mode)}
-		vol := corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: objName, Items: []corev1.KeyToPath{item},
-		}}}
-		c.mountFile(pod, ctr, vol, target, dataKey)
-		if r.UID != "" || r.GID != "" {
-			c.warn(s.Name, key, "uid/gid of a mounted secret are not mapped")
-		}
-	}
-	for i, r := range s.Configs {
-		key := fmt.Sprintf("configs[%d]", i)
-		obj, ok := c.p.Configs[r.Source]
-		if !ok {
-			c.warn(s.Name, key, "config %q is not defined", r.Source)
-			continue
-		}
-		c.configs[r.Source] = true
-		target := r.Target
-		if target == "" {
-			target = "/" + r.Source
-		}
-		name := "config-" + dnsLabel(r.Source)
-		dataKey := fileKey(r.Source)
-		objName := dnsLabel(r.Source)
-		if obj.External {
-			objName = dnsLabel(obj.Name)
-		}
-		item := corev1.KeyToPath{Key: dataKey, Path: dataKey, Mode: modePtr(r.Mode)}
-		vol := corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: objName}, Items: []corev1.KeyToPath{item},
-		}}}
-		c.mountFile(pod, ctr, vol, target, dataKey)
-		if r.UID != "" || r.GID != "" {
-			c.warn(s.Name, key, "uid/gid of a mounted config are not mapped")
-		}
-	}
-}
-
-func (c *converter) mountFile(pod *corev1.PodSpec, ctr *corev1.Container, vol corev1.Volume, target, key string) {
-	found := false
-	for _, v := range pod.Volumes {
-		if v.Name == vol.Name {
-			found = true
-		}
-	}
-	if !found {
-		pod.Volumes = append(pod.Volumes, vol)
-	}
-	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: vol.Name, MountPath: target, SubPath: key, ReadOnly: true})
-}
-
-func modePtr(m *uint32) *int32 {
-	if m == nil {
-		return nil
-	}
-	v := int32(*m)
-	return &v
-}
-
-// fileKey is the data key of a secret or config: its compose name when valid.
-func fileKey(name string) string {
-	if len(validation.IsConfigMapKey(name)) == 0 {
-		return name
-	}
-	return "content"
-}
-
 func (c *converter) podNetworking(s spec.Service, pod *corev1.PodSpec) {
 	switch {
 	case s.NetworkMode == "host":
@@ -915,6 +734,7 @@ func (c *converter) podNetworking(s spec.Service, pod *corev1.PodSpec) {
 		hosts[ip] = append(hosts[ip], name)
 	}
 	for _, ip := range sortedKeys(hosts) {
+		sort.Strings(hosts[ip])
 		pod.HostAliases = append(pod.HostAliases, corev1.HostAlias{IP: ip, Hostnames: hosts[ip]})
 	}
 	if len(s.DNS) > 0 || len(s.DNSSearch) > 0 || len(s.DNSOpt) > 0 {
@@ -953,12 +773,12 @@ func (c *converter) waits(s spec.Service) []corev1.Container {
 			c.warn(s.Name, key+".restart", "restarting dependents with their dependency is not mapped")
 		}
 		dn := c.svcName[dep]
-		name := "wait-" + dn
-		if len(name) > 63 {
-			name = name[:63]
-		}
+		name := dnsLabel("wait-" + dn)
 		if c.svcKind[dep] == kindJob {
 			c.needsWait = true
+			if onlyInternal(c.p, s) {
+				c.warn(s.Name, key, "all networks of this service are internal, so the network policies keep the wait from reaching the Kubernetes API")
+			}
 			script := fmt.Sprintf("until kubectl wait --for=condition=complete --timeout=60s job/%s; do sleep 2; done", dn)
 			out = append(out, corev1.Container{Name: name, Image: c.opt.KubectlImage, Command: []string{"/bin/sh", "-c", script}})
 			continue
@@ -977,6 +797,10 @@ func (c *converter) waits(s spec.Service) []corev1.Container {
 		// readiness comes from the dependency's healthcheck.
 		var script string
 		ports := c.svcPorts[dep]
+		if len(ports) > 0 && !c.reachable(s, target) {
+			c.warn(s.Name, key, "%q shares no network with this service, so the network policies keep the wait from connecting; waiting only for its Service to exist", dep)
+			ports = nil
+		}
 		for _, p := range ports {
 			if p.Protocol == corev1.ProtocolTCP {
 				script = fmt.Sprintf("until nc -z -w 2 %s %d; do sleep 2; done", dn, p.Port)
@@ -992,6 +816,32 @@ func (c *converter) waits(s spec.Service) []corev1.Container {
 		out = append(out, corev1.Container{Name: name, Image: c.opt.WaitImage, Command: []string{"/bin/sh", "-c", script}})
 	}
 	return out
+}
+
+// reachable reports whether from may connect to to under the generated network policies.
+func (c *converter) reachable(from, to spec.Service) bool {
+	if to.NetworkMode == "host" || len(to.Networks) == 0 {
+		return true // not selected by any policy
+	}
+	for n := range from.Networks {
+		if _, ok := to.Networks[n]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyInternal reports whether every network of s is internal (so it has no egress but DNS).
+func onlyInternal(p *spec.Project, s spec.Service) bool {
+	if s.NetworkMode == "host" || len(s.Networks) == 0 {
+		return false
+	}
+	for n := range s.Networks {
+		if !p.Networks[n].Internal {
+			return false
+		}
+	}
+	return true
 }
 
 // needsWaitFor reports whether s waits for a Job (and so needs the waiter ServiceAccount).

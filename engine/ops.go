@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -302,4 +303,27 @@ func (e *Engine) Each(ctx context.Context, cs []ContainerInfo, fn func(ctx conte
 // includes `run` containers.
 func (e *Engine) Select(ctx context.Context, p *spec.Project, services []string, oneOff bool) ([]ContainerInfo, error) {
 	return e.selectContainers(ctx, p, services, oneOff)
+}
+
+// StopOrKill is Stop, except that once kill delivers (a second Ctrl-C), the containers still
+// running get SIGKILL.
+func (e *Engine) StopOrKill(ctx context.Context, p *spec.Project, services []string, grace *time.Duration, prog Progress, kill <-chan os.Signal) error {
+	var g errgroup.Group
+	done := make(chan struct{})
+	var stopErr error
+	g.Go(func() error {
+		defer close(done)
+		stopErr = e.Stop(ctx, p, services, grace, prog)
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-kill:
+			_ = e.Signal(ctx, p, services, "KILL")
+		case <-done:
+		}
+		return nil
+	})
+	_ = g.Wait()
+	return stopErr
 }

@@ -216,6 +216,13 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			}
 		}
 		// AAAA and others: NOERROR without answers, so clients do not fall through to search.
+		if _, ok := w.LocalAddr().(*net.UDPAddr); ok {
+			size := dns.MinMsgSize
+			if o := r.IsEdns0(); o != nil {
+				size = int(o.UDPSize())
+			}
+			m.Truncate(size) // sets TC: the client retries over TCP and gets every replica
+		}
 		w.WriteMsg(m)
 		return
 	case knownPTR && q.Qtype == dns.TypePTR:

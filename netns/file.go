@@ -11,7 +11,13 @@ import (
 )
 
 // writeJSON writes v to path crash-safely: temp file, fsync, rename, fsync of the directory.
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONFile(path, v, true) }
+
+// writeJSONNoSync writes v to path atomically with respect to process crashes (temp file and
+// rename) but without fsync: for runtime state that a power loss makes moot anyway.
+func writeJSONNoSync(path string, v any) error { return writeJSONFile(path, v, false) }
+
+func writeJSONFile(path string, v any, sync bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -27,10 +33,12 @@ func writeJSON(path string, v any) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("sync %s: %w", path, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -39,6 +47,9 @@ func writeJSON(path string, v any) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	if !sync {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

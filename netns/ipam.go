@@ -12,8 +12,14 @@ import (
 	"strings"
 )
 
-// ipamState is one network's address book, <Root>/ipam/<network>.json. It is also the DNS
+// ipamState is one network's address book, <RunRoot>/ipam/<network>.json. It is also the DNS
 // server's records file: every endpoint lists the names it answers to.
+//
+// The book lives under the run root and is written without fsync (temp file and rename, so a
+// killed process never leaves a torn file): its endpoints describe sandboxes, which a reboot
+// removes anyway, and fsync on every Attach cost 5-25 ms on this machine's disk. A book that
+// is missing or unreadable (power loss) is rebuilt empty from the network record; the
+// network's subnet and gateway are in the fsynced record under Root.
 type ipamState struct {
 	Network string `json:"network"`
 	Subnet  string `json:"subnet"`
@@ -36,12 +42,14 @@ type endpointRecord struct {
 	Names     []string `json:"names,omitempty"`
 }
 
+func (m *Manager) ipamDir() string { return filepath.Join(m.cfg.RunRoot, "ipam") }
+
 func (m *Manager) ipamPath(network string) string {
-	return filepath.Join(m.cfg.Root, "ipam", network+".json")
+	return filepath.Join(m.ipamDir(), network+".json")
 }
 
 func (m *Manager) ipamLockPath(network string) string {
-	return filepath.Join(m.cfg.Root, "ipam", network+".lock")
+	return filepath.Join(m.ipamDir(), network+".lock")
 }
 
 // withIPAM runs fn on the network's address book under its lock and writes it back when fn
@@ -54,10 +62,17 @@ func (m *Manager) withIPAM(network string, fn func(*ipamState) (bool, error)) er
 	defer l.Unlock()
 	var st ipamState
 	if err := readJSON(m.ipamPath(network), &st); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("network %q: %w", network, ErrNotFound)
+		n, rerr := m.readRecord(network)
+		if rerr != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("network %q: %w", network, ErrNotFound)
+			}
+			return err
 		}
-		return err
+		if !errors.Is(err, fs.ErrNotExist) {
+			m.log.Warn("address book unreadable, starting it afresh", "network", network, "err", err)
+		}
+		st = ipamState{Network: network, Subnet: n.Subnet, Gateway: n.Gateway, IPRange: n.IPRange}
 	}
 	if st.Endpoints == nil {
 		st.Endpoints = map[string]*endpointRecord{}
@@ -69,7 +84,7 @@ func (m *Manager) withIPAM(network string, fn func(*ipamState) (bool, error)) er
 	if !changed {
 		return nil
 	}
-	return writeJSON(m.ipamPath(network), &st)
+	return writeJSONNoSync(m.ipamPath(network), &st)
 }
 
 func (m *Manager) readIPAM(network string) (*ipamState, error) {
@@ -96,7 +111,7 @@ func (m *Manager) createIPAM(network, subnet, gateway, ipRange string) error {
 	if _, err := os.Stat(m.ipamPath(network)); err == nil {
 		return nil
 	}
-	return writeJSON(m.ipamPath(network), &ipamState{Network: network, Subnet: subnet, Gateway: gateway,
+	return writeJSONNoSync(m.ipamPath(network), &ipamState{Network: network, Subnet: subnet, Gateway: gateway,
 		IPRange: ipRange, Endpoints: map[string]*endpointRecord{}})
 }
 

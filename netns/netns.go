@@ -48,10 +48,11 @@ const DefaultPool = "10.210.0.0/16"
 
 // Config configures a Manager.
 type Config struct {
-	// Root holds persistent records: <Root>/<network>.json and <Root>/ipam/<network>.json.
-	// Usually <berth root>/networks.
+	// Root holds persistent records: <Root>/<network>.json (name, subnet, gateway, labels) and
+	// <Root>/ports/<container>.json (last published ports). Usually <berth root>/networks.
 	Root string
-	// RunRoot holds runtime state cleared by a reboot: netns/<id> bind mounts, dns/<network>.pid.
+	// RunRoot holds runtime state cleared by a reboot: netns/<id> bind mounts, ipam/<network>.json
+	// address books (also the DNS records), dns/<network>.pid. Usually /run/berth.
 	RunRoot string
 	Logger  *slog.Logger
 	// Pool is the default address pool (CIDR), carved into /24s; default DefaultPool.
@@ -102,8 +103,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PortRange[0] == 0 || cfg.PortRange[1] < cfg.PortRange[0] {
 		cfg.PortRange = [2]uint16{49153, 65535}
 	}
-	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "ipam"), filepath.Join(cfg.Root, "ports"),
-		cfg.RunRoot, filepath.Join(cfg.RunRoot, "netns"), filepath.Join(cfg.RunRoot, "dns")} {
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "ports"),
+		cfg.RunRoot, filepath.Join(cfg.RunRoot, "ipam"), filepath.Join(cfg.RunRoot, "netns"), filepath.Join(cfg.RunRoot, "dns")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("netns: create state directory: %w", err)
 		}

@@ -91,6 +91,9 @@ func (m *Manager) EnsureNetwork(ctx context.Context, nc NetworkConfig) (Network,
 		return Network{}, err
 	}
 	defer l.Unlock()
+	if err := m.recoverLocked(); err != nil {
+		m.log.Warn("sweep leftovers of killed berth processes", "err", err)
+	}
 
 	n, err := m.readRecord(nc.Name)
 	switch {

@@ -112,6 +112,16 @@ func ipMatch(offset uint32, n *net.IPNet) []expr.Any {
 	}
 }
 
+// ctDNAT matches connections whose destination was rewritten (ct status dnat).
+func ctDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(0x20 /* IPS_DST_NAT */), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
 func cat(parts ...[]expr.Any) []expr.Any {
 	var out []expr.Any
 	for _, p := range parts {
@@ -157,6 +167,9 @@ func (m *Manager) ensureNetworkRules(n *Network) error {
 			nftRule{ch.forward, cat(metaIf(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), metaIf(expr.MetaKeyIIFNAME, expr.CmpOpNeq, br),
 				metaIf(expr.MetaKeyIIFNAME, expr.CmpOpEq, pfx), drop)},
 			nftRule{ch.postrtg, cat(ipMatch(12, subnet), metaIf(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), []expr.Any{&expr.Masq{}})},
+			// Hairpin: a container reaching a port published by a neighbour on the same
+			// bridge through a host address must see the reply come back from that address.
+			nftRule{ch.postrtg, cat(ctDNAT(), ipMatch(12, subnet), ipMatch(16, subnet), metaIf(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), []expr.Any{&expr.Masq{}})},
 		)
 	}
 	want = append(want, nftRule{ch.postrtg, cat(ipMatch(12, loopback), metaIf(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), []expr.Any{&expr.Masq{}})})

@@ -16,7 +16,8 @@ import (
 )
 
 // PortMapping is one published port. HostPort 0 asks for a random free port; Publish returns
-// the mapping with it filled in. HostIP "" (or 0.0.0.0) means every host address including
+// the mapping with it filled in. ContainerIP "" means the container's address on its first
+// non-internal network. HostIP "" (or 0.0.0.0) means every host address including
 // 127.0.0.1.
 type PortMapping struct {
 	HostIP        string `json:"host_ip,omitempty"`
@@ -238,6 +239,11 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 		if err != nil {
 			return nil, err
 		}
+		if p.ContainerIP == "" {
+			if p.ContainerIP, err = m.containerIP(containerID); err != nil {
+				return nil, err
+			}
+		}
 		if net.ParseIP(p.ContainerIP).To4() == nil {
 			return nil, fmt.Errorf("port %d: container IP %q: %w", p.ContainerPort, p.ContainerIP, ErrInvalid)
 		}
@@ -274,6 +280,36 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 		return nil, err
 	}
 	return out, nil
+}
+
+// containerIP returns the container's address on its first non-internal network (by name), or
+// on any network.
+func (m *Manager) containerIP(containerID string) (string, error) {
+	nets, err := m.containerNetworks(containerID)
+	if err != nil {
+		return "", err
+	}
+	ip := ""
+	for _, name := range nets {
+		st, err := m.readIPAM(name)
+		if err != nil {
+			continue
+		}
+		e, ok := st.Endpoints[containerID]
+		if !ok {
+			continue
+		}
+		if n, err := m.readRecord(name); err == nil && !n.Internal {
+			return e.IP, nil
+		}
+		if ip == "" {
+			ip = e.IP
+		}
+	}
+	if ip == "" {
+		return "", fmt.Errorf("publish ports of %s: it is attached to no network: %w", shortID(containerID), ErrInvalid)
+	}
+	return ip, nil
 }
 
 // randomPort fills in a free host port: the one used last time for the same container port

@@ -54,7 +54,7 @@ func (m *Manager) recoverLocked() error {
 		}
 	}
 	// Address books, DNS servers and pid files of unknown networks.
-	books, _ := filepath.Glob(filepath.Join(m.cfg.Root, "ipam", "*.json"))
+	books, _ := filepath.Glob(filepath.Join(m.ipamDir(), "*.json"))
 	for _, b := range books {
 		if name := strings.TrimSuffix(filepath.Base(b), ".json"); !known[name] {
 			errs = append(errs, m.stopDNS(name), m.removeIPAM(name))

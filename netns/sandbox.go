@@ -163,7 +163,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, containerID string) error {
 
 // containerNetworks lists the networks with an endpoint record for the container.
 func (m *Manager) containerNetworks(containerID string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(m.cfg.Root, "ipam", "*.json"))
+	matches, err := filepath.Glob(filepath.Join(m.ipamDir(), "*.json"))
 	if err != nil {
 		return nil, err
 	}

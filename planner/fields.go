@@ -3,7 +3,6 @@ package planner
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -78,16 +77,14 @@ func FieldHashes(s spec.Service) map[string]string {
 	v := reflect.ValueOf(s)
 	t := v.Type()
 	out := make(map[string]string, t.NumField())
+	buf := make([]byte, 0, 256)
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() || hashExcluded[f.Name] {
 			continue
 		}
-		b, err := json.Marshal(v.Field(i).Interface())
-		if err != nil {
-			panic("planner: hash field " + f.Name + " of service " + s.Name + ": " + err.Error())
-		}
-		sum := sha256.Sum256(b)
+		buf = encodeValue(buf[:0], v.Field(i))
+		sum := sha256.Sum256(buf)
 		out[fieldKey(f.Name)] = hex.EncodeToString(sum[:8])
 	}
 	return out
@@ -131,10 +128,6 @@ func changedFields(old, new map[string]string) []string {
 // creates the network (Network.Hash); a different hash means the network's definition
 // changed since.
 func NetworkHash(n spec.Network) string {
-	b, err := json.Marshal(n)
-	if err != nil {
-		panic("planner: hash network " + n.Name + ": " + err.Error())
-	}
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(encodeValue(nil, reflect.ValueOf(n)))
 	return hex.EncodeToString(sum[:])
 }

@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"container/heap"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,7 +35,11 @@ type Graph struct {
 	index map[string]int // name -> position in names
 	deps  [][]Edge       // by index: edges whose From is the service, sorted by (To, Kind)
 	rdeps [][]Edge       // by index: edges whose To is the service, sorted by (From, Kind)
-	order []string       // topological, dependencies first
+	// depTo[i][k] is the index of deps[i][k].To; rdepFrom[i][k] of rdeps[i][k].From.
+	depTo    [][]int32
+	rdepFrom [][]int32
+	order    []string // topological, dependencies first
+	orderIdx []int32  // the same as indexes
 }
 
 // NewGraph builds the dependency graph of p's enabled services. A dependency on an undefined
@@ -68,6 +71,10 @@ func newGraph(services []spec.Service, disabled map[string]bool) (*Graph, error)
 	}
 	g.deps = make([][]Edge, len(g.names))
 	g.rdeps = make([][]Edge, len(g.names))
+	g.depTo = make([][]int32, len(g.names))
+	g.rdepFrom = make([][]int32, len(g.names))
+	indeg := make([]int, len(g.names))
+	total := 0
 	for i := range services {
 		s := &services[i]
 		from := g.index[s.Name]
@@ -76,8 +83,23 @@ func newGraph(services []spec.Service, disabled map[string]bool) (*Graph, error)
 			return nil, err
 		}
 		g.deps[from] = edges
-		for _, e := range edges {
-			to := g.index[e.To]
+		to := make([]int32, len(edges))
+		for k, e := range edges {
+			to[k] = int32(g.index[e.To])
+			indeg[to[k]]++
+		}
+		g.depTo[from] = to
+		total += len(edges)
+	}
+	// One backing array for all reverse edges, cut to size per service.
+	all := make([]Edge, 0, total)
+	for i, n := range indeg {
+		g.rdeps[i] = all[len(all) : len(all) : len(all)+n]
+		all = all[:len(all)+n]
+	}
+	for i := range g.deps {
+		for k, e := range g.deps[i] {
+			to := g.depTo[i][k]
 			g.rdeps[to] = append(g.rdeps[to], e)
 		}
 	}
@@ -88,6 +110,10 @@ func newGraph(services []spec.Service, disabled map[string]bool) (*Graph, error)
 			}
 			return strings.Compare(a.Kind, b.Kind)
 		})
+		g.rdepFrom[i] = make([]int32, len(g.rdeps[i]))
+		for k, e := range g.rdeps[i] {
+			g.rdepFrom[i][k] = int32(g.index[e.From])
+		}
 	}
 	if err := g.sort(); err != nil {
 		return nil, err
@@ -96,7 +122,7 @@ func newGraph(services []spec.Service, disabled map[string]bool) (*Graph, error)
 }
 
 func (g *Graph) serviceEdges(s *spec.Service, disabled map[string]bool) ([]Edge, error) {
-	var edges []Edge
+	edges := make([]Edge, 0, len(s.DependsOn)+len(s.Links)+len(s.VolumesFrom))
 	add := func(kind, to, cond string, required, restart bool) error {
 		if _, ok := g.index[to]; !ok {
 			if disabled[to] {
@@ -163,19 +189,45 @@ func (g *Graph) serviceEdges(s *spec.Service, disabled map[string]bool) ([]Edge,
 	return edges, nil
 }
 
-// intHeap is a min-heap of service indexes; indexes follow name order, so the smallest
+// minHeap is a min-heap of service indexes; indexes follow name order, so the smallest
 // name that is ready comes out first.
-type intHeap []int
+type minHeap []int32
 
-func (h intHeap) Len() int           { return len(h) }
-func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
-func (h *intHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *minHeap) push(x int32) {
+	*h = append(*h, x)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p] <= a[i] {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *minHeap) pop() int32 {
+	a := *h
+	top := a[0]
+	last := len(a) - 1
+	a[0] = a[last]
+	a = a[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < len(a) && a[l] < a[m] {
+			m = l
+		}
+		if r := l + 1; r < len(a) && a[r] < a[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return top
 }
 
 // sort computes the topological order (Kahn's algorithm, smallest name first among the
@@ -183,23 +235,23 @@ func (h *intHeap) Pop() any {
 func (g *Graph) sort() error {
 	n := len(g.names)
 	pending := make([]int, n) // unmet dependency edges
-	h := make(intHeap, 0, n)
+	h := make(minHeap, 0, n)
 	for i := range n {
 		pending[i] = len(g.deps[i])
 		if pending[i] == 0 {
-			h = append(h, i)
+			h = append(h, int32(i)) // ascending: already a heap
 		}
 	}
-	heap.Init(&h)
 	g.order = make([]string, 0, n)
-	for h.Len() > 0 {
-		i := heap.Pop(&h).(int)
+	g.orderIdx = make([]int32, 0, n)
+	for len(h) > 0 {
+		i := h.pop()
 		g.order = append(g.order, g.names[i])
-		for _, e := range g.rdeps[i] {
-			j := g.index[e.From]
+		g.orderIdx = append(g.orderIdx, i)
+		for _, j := range g.rdepFrom[i] {
 			pending[j]--
 			if pending[j] == 0 {
-				heap.Push(&h, j)
+				h.push(j)
 			}
 		}
 	}
@@ -271,7 +323,7 @@ func (g *Graph) Services() []string { return slices.Clone(g.names) }
 // Dependencies returns the edges from service to the services it needs, sorted by (To, Kind).
 func (g *Graph) Dependencies(service string) []Edge {
 	i, ok := g.index[service]
-	if !ok {
+	if !ok || len(g.deps[i]) == 0 {
 		return nil
 	}
 	return slices.Clone(g.deps[i])
@@ -280,7 +332,7 @@ func (g *Graph) Dependencies(service string) []Edge {
 // Dependents returns the edges of the services that need service, sorted by (From, Kind).
 func (g *Graph) Dependents(service string) []Edge {
 	i, ok := g.index[service]
-	if !ok {
+	if !ok || len(g.rdeps[i]) == 0 {
 		return nil
 	}
 	return slices.Clone(g.rdeps[i])

@@ -56,9 +56,9 @@ func Reconcile(want *spec.Project, have Observed, opt Options) (*Plan, error) {
 		opt:       opt,
 		g:         g,
 		b:         builder{plan: &Plan{Project: want.Name}},
-		svc:       make(map[string]*spec.Service, len(services)),
+		svc:       make([]*spec.Service, len(services)),
 		byService: make(map[string][]Container, len(services)),
-		st:        make(map[string]*svcState, len(services)),
+		st:        make([]*svcState, len(services)),
 		netNodes:  map[string]int{},
 		volNodes:  map[string]int{},
 		imgNodes:  map[string]int{},
@@ -66,7 +66,7 @@ func Reconcile(want *spec.Project, have Observed, opt Options) (*Plan, error) {
 		explicitWaits: map[int]bool{},
 	}
 	for i := range services {
-		r.svc[services[i].Name] = &services[i]
+		r.svc[g.index[services[i].Name]] = &services[i]
 	}
 	if err := r.run(); err != nil {
 		return nil, err
@@ -168,12 +168,14 @@ type reconciler struct {
 	g    *Graph
 	b    builder
 
-	svc       map[string]*spec.Service
+	// Per service, by graph index.
+	svc      []*spec.Service
+	targeted []bool
+	selected []bool
+	st       []*svcState // set once planned
+	needWait [][]waitNeed
+
 	byService map[string][]Container // non-one-off containers by service, sorted by number
-	targeted  map[string]bool
-	selected  map[string]bool
-	st        map[string]*svcState
-	needWait  map[string][]waitNeed
 
 	netNodes map[string]int // network key -> EnsureNetwork node (0: nothing to do)
 	volNodes map[string]int // volume key -> EnsureVolume node
@@ -219,11 +221,11 @@ func (r *reconciler) run() error {
 		return err
 	}
 	r.planWaits()
-	for _, name := range r.g.order {
-		if !r.selected[name] {
+	for _, i := range r.g.orderIdx {
+		if !r.selected[i] {
 			continue
 		}
-		if err := r.service(name); err != nil {
+		if err := r.service(int(i)); err != nil {
 			return err
 		}
 	}
@@ -232,32 +234,36 @@ func (r *reconciler) run() error {
 
 // select_ computes the targeted services and, unless NoDeps, their transitive dependencies.
 func (r *reconciler) select_() {
-	r.targeted = make(map[string]bool, len(r.svc))
+	n := len(r.svc)
+	r.targeted = make([]bool, n)
+	r.selected = make([]bool, n)
 	if len(r.opt.Services) == 0 {
-		for name := range r.svc {
-			r.targeted[name] = true
+		for i := range r.targeted {
+			r.targeted[i] = true
+			r.selected[i] = true
 		}
-	} else {
-		for _, name := range r.opt.Services {
-			r.targeted[name] = true
-		}
+		return
 	}
-	r.selected = make(map[string]bool, len(r.targeted))
-	var visit func(name string)
-	visit = func(name string) {
-		if r.selected[name] {
+	for _, name := range r.opt.Services {
+		r.targeted[r.g.index[name]] = true
+	}
+	var visit func(i int32)
+	visit = func(i int32) {
+		if r.selected[i] {
 			return
 		}
-		r.selected[name] = true
+		r.selected[i] = true
 		if r.opt.NoDeps {
 			return
 		}
-		for _, e := range r.g.deps[r.g.index[name]] {
-			visit(e.To)
+		for _, j := range r.g.depTo[i] {
+			visit(j)
 		}
 	}
-	for name := range r.targeted {
-		visit(name)
+	for i, t := range r.targeted {
+		if t {
+			visit(int32(i))
+		}
 	}
 }
 
@@ -364,9 +370,11 @@ func removeContainers(b *builder, cs []Container, reason string, volumes bool, s
 
 func (r *reconciler) networks() error {
 	keys := map[string]bool{}
-	for name := range r.selected {
-		for k := range r.svc[name].Networks {
-			keys[k] = true
+	for i, sel := range r.selected {
+		if sel {
+			for k := range r.svc[i].Networks {
+				keys[k] = true
+			}
 		}
 	}
 	observed := make(map[string]Network, len(r.have.Networks))
@@ -401,8 +409,11 @@ func (r *reconciler) networks() error {
 
 func (r *reconciler) volumes() error {
 	keys := map[string]bool{}
-	for name := range r.selected {
-		for _, m := range r.svc[name].Volumes {
+	for i, sel := range r.selected {
+		if !sel {
+			continue
+		}
+		for _, m := range r.svc[i].Volumes {
 			if m.Type == spec.MountVolume && m.Source != "" {
 				keys[m.Source] = true
 			}
@@ -436,11 +447,11 @@ func (r *reconciler) volumes() error {
 // service_healthy / service_completed_successfully dependencies, and every service with
 // Options.Wait.
 func (r *reconciler) planWaits() {
-	r.needWait = map[string][]waitNeed{}
+	r.needWait = make([][]waitNeed, len(r.svc))
 	if r.opt.NoStart {
 		return
 	}
-	need := func(service, cond string) *waitNeed {
+	need := func(service int32, cond string) *waitNeed {
 		ws := r.needWait[service]
 		for i := range ws {
 			if ws[i].condition == cond {
@@ -450,34 +461,35 @@ func (r *reconciler) planWaits() {
 		r.needWait[service] = append(ws, waitNeed{condition: cond})
 		return &r.needWait[service][len(ws)]
 	}
-	for _, name := range r.g.order {
-		if !r.selected[name] {
+	for _, i := range r.g.orderIdx {
+		if !r.selected[i] {
 			continue
 		}
-		for _, e := range r.g.deps[r.g.index[name]] {
-			if r.selected[e.To] && (e.Condition == spec.ConditionHealthy || e.Condition == spec.ConditionCompleted) {
-				w := need(e.To, e.Condition)
+		for k, e := range r.g.deps[i] {
+			to := r.g.depTo[i][k]
+			if r.selected[to] && (e.Condition == spec.ConditionHealthy || e.Condition == spec.ConditionCompleted) {
+				w := need(to, e.Condition)
 				w.required = w.required || e.Required
-				w.dependents = append(w.dependents, name)
+				w.dependents = append(w.dependents, e.From)
 			}
 		}
 	}
 	if r.opt.Wait {
-		for _, name := range r.g.order {
-			if !r.selected[name] {
+		for _, i := range r.g.orderIdx {
+			if !r.selected[i] {
 				continue
 			}
 			// A one-shot that others wait to complete is waited for completion, not running.
 			cond := spec.ConditionStarted
-			if s := r.svc[name]; s.Healthcheck != nil && !s.Healthcheck.Disable {
+			if s := r.svc[i]; s.Healthcheck != nil && !s.Healthcheck.Disable {
 				cond = spec.ConditionHealthy
 			}
-			for _, w := range r.needWait[name] {
+			for _, w := range r.needWait[i] {
 				if w.condition == spec.ConditionCompleted {
 					cond = spec.ConditionCompleted
 				}
 			}
-			w := need(name, cond)
+			w := need(i, cond)
 			w.required, w.explicit = true, true
 		}
 	}
@@ -537,11 +549,11 @@ func (r *reconciler) imageNode(a EnsureImage) int {
 // gates are the nodes a service's Create/Start must wait for: per dependency, its
 // WaitContainer node for healthy/completed conditions, else its Start nodes (or its Create
 // nodes when nothing starts).
-func (r *reconciler) gates(name string) []int {
+func (r *reconciler) gates(i int) []int {
 	var gates []int
-	for _, e := range r.g.deps[r.g.index[name]] {
-		dst, ok := r.st[e.To]
-		if !ok || !r.selected[e.To] {
+	for k, e := range r.g.deps[i] {
+		dst := r.st[r.g.depTo[i][k]]
+		if dst == nil {
 			continue
 		}
 		if e.Condition == spec.ConditionHealthy || e.Condition == spec.ConditionCompleted {
@@ -564,10 +576,11 @@ type candidate struct {
 	reason string // why it must be recreated, "" if up to date
 }
 
-func (r *reconciler) service(name string) error {
-	s := r.svc[name]
+func (r *reconciler) service(i int) error {
+	s := r.svc[i]
+	name := s.Name
 	st := &svcState{waits: map[string]int{}}
-	r.st[name] = st
+	r.st[i] = st
 
 	scale := s.Scale
 	if v, ok := r.opt.Scale[name]; ok {
@@ -587,14 +600,14 @@ func (r *reconciler) service(name string) error {
 	hash := ServiceHash(*s)
 	ref := s.ImageName(r.want.Name)
 	imageID := r.have.Images[ref]
-	gates := r.gates(name)
+	gates := r.gates(i)
 
 	// Dependencies that were replaced: a service sharing their namespaces or volumes must be
 	// recreated; one with `restart: true` restarted.
 	var nsDep, restartDep string
-	for _, e := range r.g.deps[r.g.index[name]] {
-		dst, ok := r.st[e.To]
-		if !ok || !dst.replaced {
+	for k, e := range r.g.deps[i] {
+		dst := r.st[r.g.depTo[i][k]]
+		if dst == nil || !dst.replaced {
 			continue
 		}
 		if e.Kind != EdgeDependsOn && e.Kind != EdgeLinks && nsDep == "" {
@@ -607,9 +620,9 @@ func (r *reconciler) service(name string) error {
 
 	forced := ""
 	if !r.opt.NoRecreate {
-		if r.targeted[name] && r.opt.ForceRecreate {
+		if r.targeted[i] && r.opt.ForceRecreate {
 			forced = "--force-recreate"
-		} else if !r.targeted[name] && r.opt.AlwaysRecreateDeps {
+		} else if !r.targeted[i] && r.opt.AlwaysRecreateDeps {
 			forced = "--always-recreate-deps"
 		}
 	}
@@ -726,7 +739,7 @@ func (r *reconciler) service(name string) error {
 	if scale == 0 {
 		return nil
 	}
-	for _, w := range r.needWait[name] {
+	for _, w := range r.needWait[i] {
 		if len(st.starts) == 0 && len(st.creates) == 0 && satisfied(keep, w.condition) {
 			continue
 		}

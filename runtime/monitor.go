@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -148,7 +149,15 @@ func runMonitor(args []string) int {
 	_ = os.Remove(r.sockPath(id))
 	if m.cfg.AutoRemove && code >= 0 {
 		lock.Close()
-		_ = r.Remove(context.Background(), id, true)
+		if len(m.cfg.AutoRemoveCmd) > 0 {
+			cmd := exec.Command(m.cfg.AutoRemoveCmd[0], m.cfg.AutoRemoveCmd[1:]...)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				m.log.Error("auto-remove", "err", err)
+			}
+		} else if err := r.Remove(context.Background(), id, true); err != nil {
+			m.log.Error("auto-remove", "err", err)
+		}
 	}
 	return 0
 }
@@ -333,9 +342,9 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 		Init:             true,
 	}
 	var (
-		closeAfter           []*os.File
-		outR, errR, inW      *os.File
-		consoleP, consoleC   *os.File
+		closeAfter         []*os.File
+		outR, errR, inW    *os.File
+		consoleP, consoleC *os.File
 	)
 	cleanup := func() {
 		for _, f := range closeAfter {

@@ -3,6 +3,9 @@ package runtime
 import (
 	"os"
 
+	// Registers the device-cgroup rule setter; without it starts fail with "cgroup manager is
+	// not configured to set device rules".
+	_ "github.com/opencontainers/cgroups/devices"
 	"github.com/opencontainers/runc/libcontainer"
 	// nsenter's cgo constructor sets up namespaces before the Go runtime starts in the
 	// re-executed "init"; without it every start fails with "can't get final child's PID from

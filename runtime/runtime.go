@@ -663,3 +663,15 @@ func readJSON(path string, v any) error {
 	}
 	return nil
 }
+
+// SetAutoRemove makes a created container remove itself when it exits: with cmd, the monitor
+// runs cmd; without, it removes the runtime state only.
+func (r *Runtime) SetAutoRemove(ctx context.Context, id string, cmd []string) error {
+	c, err := r.config(id)
+	if err != nil {
+		return err
+	}
+	c.AutoRemove = true
+	c.AutoRemoveCmd = cmd
+	return writeJSON(filepath.Join(r.dir(id), "config.json"), c)
+}

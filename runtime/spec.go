@@ -51,6 +51,10 @@ func allCaps() []string {
 	}
 	var out []string
 	for i := 0; i <= last; i++ {
+		// Only capabilities this process may hand out (its bounding set).
+		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0); err != nil || in != 1 {
+			continue
+		}
 		if name, ok := capNames[i]; ok {
 			out = append(out, name)
 		}
@@ -187,7 +191,11 @@ func resolveUser(rootfs, spec string, groupAdd []string) (execUser, error) {
 		if err != nil {
 			return execUser{}, fmt.Errorf("group_add %v: %w: %w", groupAdd, err, ErrInvalid)
 		}
-		eu.Groups = append(eu.Groups, extra...)
+		for _, g := range extra {
+			if !slices.Contains(eu.Groups, g) {
+				eu.Groups = append(eu.Groups, g)
+			}
+		}
 	}
 	return eu, nil
 }

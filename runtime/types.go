@@ -140,9 +140,9 @@ type ContainerConfig struct {
 	SecurityOpt []string          `json:"securityOpt,omitempty"` // seccomp=unconfined, no-new-privileges[:true|false]
 	Sysctls     map[string]string `json:"sysctls,omitempty"`
 	Devices     []Device          `json:"devices,omitempty"`
-	ShmSize     int64             `json:"shmSize,omitempty"`  // bytes, default 64 MiB
-	Tmpfs       map[string]string `json:"tmpfs,omitempty"`    // target -> options ("size=64m,mode=1777")
-	Init        bool              `json:"init,omitempty"`     // run berth's reaper as PID 1
+	ShmSize     int64             `json:"shmSize,omitempty"`    // bytes, default 64 MiB
+	Tmpfs       map[string]string `json:"tmpfs,omitempty"`      // target -> options ("size=64m,mode=1777")
+	Init        bool              `json:"init,omitempty"`       // run berth's reaper as PID 1
 	StopSignal  string            `json:"stopSignal,omitempty"` // default SIGTERM
 	StopTimeout time.Duration     `json:"stopTimeout,omitempty"`
 
@@ -155,6 +155,9 @@ type ContainerConfig struct {
 	// caller still owns the rootfs; the runtime only unmounts it when it lies under the
 	// container's directory.
 	AutoRemove bool `json:"autoRemove,omitempty"`
+	// AutoRemoveCmd, when set with AutoRemove, is run by the monitor instead of its own removal
+	// (for example `berth container rm -f ID`, which also releases the rootfs).
+	AutoRemoveCmd []string `json:"autoRemoveCmd,omitempty"`
 
 	Created time.Time `json:"created"`
 }

@@ -385,7 +385,7 @@ func locateDependsOn(e *Error, docs []yamlDoc, svc, dep string) *Error {
 
 // portError finds the port entry compose-go could not parse and explains the syntax.
 func portError(err error, docs []yamlDoc) *Error {
-	hint := `use [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL], e.g. "8080:80", "127.0.0.1:8080:80" or "53:53/udp"; ports are 1-65535`
+	hint := `use HOST:CONTAINER, e.g. "8080:80" (in full: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL], e.g. "127.0.0.1:8080:80" or "53:53/udp"); ports are 1-65535`
 	e := invalid(err, "", "ports", fmt.Sprintf("not a port mapping (%s)", err.Error()), hint)
 	for _, d := range docs {
 		if d.root == nil {

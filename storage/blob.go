@@ -145,3 +145,9 @@ func (s *Store) copyBlob(r io.Reader, want string) (string, int64, error) {
 	d, err := w.Commit(want)
 	return d, n, err
 }
+
+type hasher struct{ h hash.Hash }
+
+func newHasher() *hasher                      { return &hasher{sha256.New()} }
+func (h *hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+func (h *hasher) Digest() string              { return "sha256:" + hex.EncodeToString(h.h.Sum(nil)) }

@@ -36,6 +36,7 @@ type Image struct {
 	Config         ImageConfig
 	Layers         []string // diff IDs, base first (RootFS.Layers)
 	ChainIDs       []string // chain IDs, base first; layers/<chainhex> on disk
+	LayerSizes     []int64  // unpacked size of each layer, base first
 	History        []History
 }
 
@@ -259,9 +260,12 @@ func (s *Store) loadImage(ix *index, id string) (Image, error) {
 	}
 	img.ChainIDs = ChainIDs(img.Layers)
 	for _, c := range img.ChainIDs {
+		var n int64
 		if m, err := s.readLayerMeta(c); err == nil {
-			img.Size += m.Size
+			n = m.Size
 		}
+		img.Size += n
+		img.LayerSizes = append(img.LayerSizes, n)
 	}
 	for _, h := range cf.History {
 		img.History = append(img.History, History{Created: h.Created.Time, CreatedBy: h.CreatedBy, Comment: h.Comment, Author: h.Author, EmptyLayer: h.EmptyLayer})

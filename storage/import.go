@@ -440,3 +440,11 @@ func parseHealthcheck(s string) (*Healthcheck, error) {
 	}
 	return hc, nil
 }
+
+func newGzipReader(r io.Reader) (*gzip.Reader, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return zr, nil
+}

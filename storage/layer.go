@@ -17,6 +17,23 @@ import (
 // name for the chain ID (and parent chain) and renames the layer into layers/ unless an equal
 // layer is already there. Nothing is left behind on error. It returns the diff ID.
 func (s *Store) unpack(ctx context.Context, r io.Reader, bw io.Writer, wantDiff string, name func(diffID string) (chain, parent string)) (string, int64, error) {
+	return s.unpackWith(ctx, r, bw, wantDiff, name, nil)
+}
+
+// unpackChecked unpacks a layer with known diff ID and chain; check runs after the content is
+// read and before the layer is committed.
+func (s *Store) unpackChecked(ctx context.Context, r io.Reader, diffID, chain, parent string, check func() error) (string, int64, error) {
+	if s.hasLayer(chain) {
+		// Still read everything so the blob is stored and verified.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return "", 0, err
+		}
+		return diffID, 0, check()
+	}
+	return s.unpackWith(ctx, r, nil, diffID, func(string) (string, string) { return chain, parent }, check)
+}
+
+func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantDiff string, name func(diffID string) (chain, parent string), check func() error) (string, int64, error) {
 	tmp := s.scratch("layer-")
 	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
 		return "", 0, fmt.Errorf("unpack layer: %w", err)
@@ -43,6 +60,11 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, bw io.Writer, wantDiff 
 	diff := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if wantDiff != "" && diff != wantDiff {
 		return "", 0, fmt.Errorf("layer content: expected diff ID %s, got %s: %w", wantDiff, diff, ErrDigest)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return "", 0, err
+		}
 	}
 	chain, parent := name(diff)
 	if s.hasLayer(chain) {

@@ -50,16 +50,35 @@ var graphRenderers = map[string]func(*spec.Project, *planner.Graph) string{
 	"dot":     graphDOT,
 }
 
-// graphEdgeLabel is the condition for depends_on, the kind for implicit edges.
-func graphEdgeLabel(e planner.Edge) string {
-	label := e.Condition
-	if e.Kind != planner.EdgeDependsOn {
-		label = e.Kind
+// graphArrow is every edge from one service to another, merged into one arrow.
+type graphArrow struct {
+	from, to string
+	label    string // per edge: the condition for depends_on, the kind for implicit edges
+	optional bool   // every edge is required: false
+}
+
+// graphArrows lists the arrows of service name, in the order of its dependencies.
+func graphArrows(g *planner.Graph, name string) []graphArrow {
+	var out []graphArrow
+	for _, e := range g.Dependencies(name) {
+		label := e.Condition
+		if e.Kind != planner.EdgeDependsOn {
+			label = e.Kind
+		}
+		if e.Restart {
+			label += ", restart"
+		}
+		if !e.Required {
+			label += ", optional"
+		}
+		if n := len(out); n > 0 && out[n-1].to == e.To {
+			out[n-1].label += "; " + label
+			out[n-1].optional = out[n-1].optional && !e.Required
+			continue
+		}
+		out = append(out, graphArrow{from: e.From, to: e.To, label: label, optional: !e.Required})
 	}
-	if e.Restart {
-		label += ", restart"
-	}
-	return label
+	return out
 }
 
 func graphReplicas(p *spec.Project, name string) string {
@@ -82,14 +101,12 @@ func graphMermaid(p *spec.Project, g *planner.Graph) string {
 		fmt.Fprintf(&b, "    %s[\"%s<br/>%s\"]\n", id[name], graphMermaidEscape(name), graphReplicas(p, name))
 	}
 	for _, name := range order {
-		for _, e := range g.Dependencies(name) {
+		for _, a := range graphArrows(g, name) {
 			arrow := "-->"
-			label := graphEdgeLabel(e)
-			if !e.Required {
+			if a.optional {
 				arrow = "-.->"
-				label += ", optional"
 			}
-			fmt.Fprintf(&b, "    %s %s|%s| %s\n", id[e.From], arrow, graphMermaidEscape(label), id[e.To])
+			fmt.Fprintf(&b, "    %s %s|%s| %s\n", id[a.from], arrow, graphMermaidEscape(a.label), id[a.to])
 		}
 	}
 	return b.String()
@@ -110,12 +127,12 @@ func graphDOT(p *spec.Project, g *planner.Graph) string {
 		fmt.Fprintf(&b, "    %s [label=%s];\n", graphDOTQuote(name), graphDOTQuote(name+"\n"+graphReplicas(p, name)))
 	}
 	for _, name := range order {
-		for _, e := range g.Dependencies(name) {
-			attrs := "label=" + graphDOTQuote(graphEdgeLabel(e))
-			if !e.Required {
+		for _, a := range graphArrows(g, name) {
+			attrs := "label=" + graphDOTQuote(a.label)
+			if a.optional {
 				attrs += ", style=dashed"
 			}
-			fmt.Fprintf(&b, "    %s -> %s [%s];\n", graphDOTQuote(e.From), graphDOTQuote(e.To), attrs)
+			fmt.Fprintf(&b, "    %s -> %s [%s];\n", graphDOTQuote(a.from), graphDOTQuote(a.to), attrs)
 		}
 	}
 	b.WriteString("}\n")

@@ -26,7 +26,7 @@ func wireStorageRoot(a *app) string    { return filepath.Join(a.opts.Root, "stor
 func wireContainersRoot(a *app) string { return filepath.Join(a.opts.Root, "containers") }
 func wireVolumesRoot(a *app) string    { return filepath.Join(a.opts.Root, "volumes") }
 func wireNetworksRoot(a *app) string   { return filepath.Join(a.opts.Root, "networks") }
-func wireNetRunRoot(a *app) string     { return filepath.Join(a.opts.RunRoot, "net") }
+func wireNetRunRoot(a *app) string     { return a.opts.RunRoot }
 
 // wireParts are the concrete parts a command opened.
 type wireParts struct {
@@ -76,7 +76,12 @@ func wireOpen(a *app, readOnly bool) (*wireParts, error) {
 		}
 		return nil, fmt.Errorf("open networks: %w", err)
 	}
-	w.vols = &wireVolumes{root: wireVolumesRoot(a)}
+	vols, err := crt.NewVolumes(wireVolumesRoot(a))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open volumes: %w", err)
+	}
+	w.vols = &wireVolumes{v: vols}
 	return w, nil
 }
 
