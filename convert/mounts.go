@@ -70,6 +70,10 @@ func (c *converter) mounts(s spec.Service, kind string, ctr *corev1.Container, p
 				vm.MountPropagation = &p
 			case "rshared", "shared":
 				p := corev1.MountPropagationBidirectional
+				if !s.Privileged {
+					c.warn(s.Name, key, "shared propagation needs a privileged container in Kubernetes; mounts propagate from the host only")
+					p = corev1.MountPropagationHostToContainer
+				}
 				vm.MountPropagation = &p
 			}
 			if m.SELinux != "" {

@@ -174,7 +174,7 @@ func projectVolumes() *spec.Project {
 			Image: "busybox",
 			Volumes: []spec.Mount{
 				{Type: spec.MountVolume, Source: "shared", Target: "/in", ReadOnly: true},
-				{Type: spec.MountBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", Propagation: "rslave", SELinux: "z", CreateHostPath: true},
+				{Type: spec.MountBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock", Propagation: "rshared", SELinux: "z", CreateHostPath: true},
 			},
 		},
 	)
@@ -327,6 +327,7 @@ func projectSecurity() *spec.Project {
 			Image:         "example/tool",
 			User:          "admin",
 			Privileged:    true,
+			SecurityOpt:   []string{"no-new-privileges"},
 			IPC:           "host",
 			PID:           "host",
 			ContainerName: "the-tool",

@@ -3,6 +3,8 @@ package convert
 import (
 	"fmt"
 	"math"
+	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,6 +126,9 @@ func (c *converter) run() error {
 	}
 	c.claims()
 	c.networkPolicies()
+	if c.opt.Namespace != "" {
+		c.note("", "", "namespace %q must exist: kubectl create namespace %s", c.opt.Namespace, c.opt.Namespace)
+	}
 	if c.needsWait {
 		c.waitRBAC()
 	}
@@ -645,6 +650,11 @@ func (c *converter) security(s spec.Service, ctr *corev1.Container, pod *corev1.
 		k, v, _ := strings.Cut(strings.Replace(o, "=", ":", 1), ":")
 		switch {
 		case k == "no-new-privileges" && (v == "" || v == "true"):
+			// Kubernetes rejects allowPrivilegeEscalation: false next to privileged or CAP_SYS_ADMIN.
+			if s.Privileged || slices.ContainsFunc(s.CapAdd, func(x string) bool { return capName(x) == "SYS_ADMIN" || capName(x) == "ALL" }) {
+				c.warn(s.Name, key, "cannot be combined with privileged or SYS_ADMIN in Kubernetes; not mapped")
+				continue
+			}
 			f := false
 			sc.AllowPrivilegeEscalation = &f
 			set = true
@@ -731,6 +741,11 @@ func (c *converter) podNetworking(s spec.Service, pod *corev1.PodSpec) {
 			c.warn(s.Name, fmt.Sprintf("extra_hosts[%d]", i), "host-gateway has no Kubernetes equivalent")
 			continue
 		}
+		if net.ParseIP(strings.Trim(ip, "[]")) == nil {
+			c.warn(s.Name, fmt.Sprintf("extra_hosts[%d]", i), "%q is not an IP address", ip)
+			continue
+		}
+		ip = strings.Trim(ip, "[]")
 		hosts[ip] = append(hosts[ip], name)
 	}
 	for _, ip := range sortedKeys(hosts) {

@@ -152,6 +152,7 @@ func containerNumber(c ContainerInfo) int {
 // Observe collects what exists for project p: its containers, networks, volumes and the
 // images its services name.
 func (e *Engine) Observe(ctx context.Context, p *spec.Project) (planner.Observed, error) {
+	start := time.Now()
 	obs := planner.Observed{Images: map[string]string{}}
 	cs, err := e.Containers(ctx, p.Name)
 	if err != nil {
@@ -190,6 +191,7 @@ func (e *Engine) Observe(ctx context.Context, p *spec.Project) (planner.Observed
 			}
 		}
 	}
+	e.log.Debug("observe: containers, networks, volumes", "took", time.Since(start))
 	if e.cfg.Images != nil {
 		seen := map[string]bool{}
 		for _, s := range p.Services {
@@ -208,6 +210,7 @@ func (e *Engine) Observe(ctx context.Context, p *spec.Project) (planner.Observed
 			obs.Images[ref] = img.ID
 		}
 	}
+	e.log.Debug("observe: done", "took", time.Since(start), "containers", len(obs.Containers))
 	return obs, nil
 }
 
@@ -275,18 +278,23 @@ func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 		return nil, err
 	}
 	defer unlock()
+	t0 := time.Now()
 	have, err := e.Observe(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	plan, err := reconcile(p, have, opt.Options)
 	if err != nil {
 		return nil, err
 	}
+	e.log.Debug("up: observed and planned", "observe", t1.Sub(t0), "plan", time.Since(t1), "actions", len(plan.Nodes))
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	x.waitTimeout = opt.WaitTimeout
-	return plan, x.run(ctx, plan)
+	err = x.run(ctx, plan)
+	e.log.Debug("up: executed", "took", time.Since(t1))
+	return plan, err
 }
 
 // DownOptions are `berth down`'s options for the engine.

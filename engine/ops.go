@@ -327,3 +327,73 @@ func (e *Engine) StopOrKill(ctx context.Context, p *spec.Project, services []str
 	_ = g.Wait()
 	return stopErr
 }
+
+// AttachOptions configure RunAttached.
+type AttachOptions struct {
+	Tail  int            // log lines to show first per container; < 0 all
+	Grace *time.Duration // stop grace; nil uses each service's
+	// Kill delivers the second interrupt: containers still stopping are killed.
+	Kill <-chan os.Signal
+	// Progress receives the stop's progress.
+	Progress Progress
+}
+
+// RunAttached follows the containers' logs until they all exit, ctx ends (Ctrl-C) or onExit
+// asks to abort. On Ctrl-C or abort it stops the project's services in reverse dependency
+// order while still showing their last output, and reports stopped = true. fn and onExit
+// are never called concurrently.
+func (e *Engine) RunAttached(ctx context.Context, p *spec.Project, services []string, cs []ContainerInfo, opt AttachOptions,
+	fn func(ContainerInfo, LogLine), onExit func(ContainerInfo) (abort bool)) (stopped bool, err error) {
+	bg := context.WithoutCancel(ctx)
+	logCtx, cancelLogs := context.WithCancel(bg)
+	defer cancelLogs()
+	abort := make(chan struct{})
+	var abortOnce sync.Once
+	logsDone := make(chan struct{})
+	var g errgroup.Group
+	var logErr, stopErr error
+	g.Go(func() error {
+		defer close(logsDone)
+		logErr = e.FollowLogs(logCtx, cs, LogOptions{Tail: opt.Tail, Follow: true, UntilExit: true}, fn, func(c ContainerInfo) {
+			if onExit != nil && onExit(c) {
+				abortOnce.Do(func() { close(abort) })
+			}
+		})
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-logsDone:
+			return nil
+		case <-ctx.Done():
+			// The interrupt that ended ctx may also be queued on Kill: only a later one kills.
+			select {
+			case <-opt.Kill:
+			case <-time.After(100 * time.Millisecond):
+			}
+		case <-abort:
+		}
+		stopped = true
+		if opt.Progress == nil {
+			opt.Progress = NopProgress{}
+		}
+		opt.Progress.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning,
+			Text: "Gracefully stopping... (press Ctrl+C again to force)"})
+		stopErr = e.StopOrKill(bg, p, services, opt.Grace, opt.Progress, opt.Kill)
+		// Let the followers print the last lines of the stopped containers, then end them.
+		select {
+		case <-logsDone:
+		case <-time.After(2 * time.Second):
+			cancelLogs()
+		}
+		return nil
+	})
+	_ = g.Wait()
+	if stopErr != nil {
+		return stopped, stopErr
+	}
+	if logErr != nil && !stopped {
+		return stopped, logErr
+	}
+	return stopped, nil
+}

@@ -63,6 +63,17 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 	}
 	hostVeth, peerVeth := m.vethName(containerID, network)
 	names := endpointNames(ep)
+	h, ns, err := m.sandboxHandle(containerID)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	defer ns.Close()
+	defer h.Delete()
+	// The interface name is chosen before the record is written, saving a second write.
+	nextIface, err := nextEth(h)
+	if err != nil {
+		return Endpoint{}, err
+	}
 
 	// The record comes first: a crash after it leaves a record that the next Attach reuses
 	// or that Detach/Prune removes; never an address in use without a record.
@@ -82,7 +93,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 		if err != nil {
 			return false, err
 		}
-		rec = endpointRecord{Container: containerID, IP: ip.String(), HostVeth: hostVeth, MAC: ep.MacAddress, Names: names}
+		rec = endpointRecord{Container: containerID, IP: ip.String(), Interface: nextIface, HostVeth: hostVeth, MAC: ep.MacAddress, Names: names}
 		st.Endpoints[containerID] = &rec
 		fresh = true
 		return true, nil
@@ -94,11 +105,11 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 	prefix, _ := subnet.Mask.Size()
 
 	if !fresh {
-		if iface, ok := m.wired(containerID, &rec); ok {
-			return m.endpoint(n, &rec, iface, prefix), nil
+		if m.wired(h, &rec) {
+			return m.endpoint(n, &rec, rec.Interface, prefix), nil
 		}
 	}
-	iface, err := m.wire(n, containerID, &rec, peerVeth, prefix)
+	iface, err := m.wire(n, h, int(ns), &rec, peerVeth, prefix)
 	if err != nil {
 		deleteLink(rec.HostVeth)
 		if fresh {
@@ -167,77 +178,78 @@ func (m *Manager) sweepStale(st *ipamState) bool {
 }
 
 // wired reports whether the endpoint's veth pair exists with its address inside the sandbox.
-func (m *Manager) wired(containerID string, rec *endpointRecord) (string, bool) {
+func (m *Manager) wired(h *netlink.Handle, rec *endpointRecord) bool {
 	host, err := netlink.LinkByName(rec.HostVeth)
-	if err != nil || host.Attrs().MasterIndex == 0 {
-		return "", false
-	}
-	h, ns, err := m.sandboxHandle(containerID)
-	if err != nil {
-		return "", false
-	}
-	defer ns.Close()
-	defer h.Delete()
-	if rec.Interface == "" {
-		return "", false
+	if err != nil || host.Attrs().MasterIndex == 0 || rec.Interface == "" {
+		return false
 	}
 	link, err := h.LinkByName(rec.Interface)
 	if err != nil {
-		return "", false
+		return false
 	}
 	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
-		return "", false
+		return false
 	}
 	for _, a := range addrs {
 		if a.IP.String() == rec.IP {
-			return rec.Interface, true
+			return true
 		}
 	}
-	return "", false
+	return false
 }
 
-// wire creates the veth pair with its inner end inside the sandbox and configures it.
-func (m *Manager) wire(n *Network, containerID string, rec *endpointRecord, peer string, prefix int) (string, error) {
+// wire creates the veth pair with its inner end inside the sandbox (h, nsFD) and configures
+// it as rec.Interface, or the next free ethN when that name is taken. It returns the name.
+func (m *Manager) wire(n *Network, h *netlink.Handle, nsFD int, rec *endpointRecord, peer string, prefix int) (string, error) {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return "", fmt.Errorf("bridge %s of network %q is missing (run EnsureNetwork): %w", n.Bridge, n.Name, err)
 	}
-	if err := deleteLink(rec.HostVeth); err != nil {
-		return "", err
-	}
-	h, ns, err := m.sandboxHandle(containerID)
-	if err != nil {
-		return "", err
-	}
-	defer ns.Close()
-	defer h.Delete()
-	if l, err := h.LinkByName(peer); err == nil {
-		h.LinkDel(l)
-	}
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: rec.HostVeth, MTU: br.Attrs().MTU, MasterIndex: br.Attrs().Index, TxQLen: -1},
+		LinkAttrs: netlink.LinkAttrs{Name: rec.HostVeth, MTU: br.Attrs().MTU, MasterIndex: br.Attrs().Index,
+			TxQLen: -1, Flags: net.FlagUp},
 		PeerName:      peer,
-		PeerNamespace: netlink.NsFd(int(ns)),
+		PeerNamespace: netlink.NsFd(nsFD),
 		PeerMTU:       uint32(br.Attrs().MTU),
 	}
 	if rec.MAC != "" {
 		mac, _ := net.ParseMAC(rec.MAC)
 		veth.PeerHardwareAddr = mac
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	// Optimistic: a leftover pair of an interrupted attempt is removed only when in the way.
+	if err := netlink.LinkAdd(veth); errors.Is(err, unix.EEXIST) {
+		deleteLink(rec.HostVeth)
+		if l, err := h.LinkByName(peer); err == nil {
+			h.LinkDel(l)
+		}
+		err = netlink.LinkAdd(veth)
+		if err != nil {
+			return "", fmt.Errorf("create veth %s: %w", rec.HostVeth, err)
+		}
+	} else if err != nil {
 		return "", fmt.Errorf("create veth %s: %w", rec.HostVeth, err)
 	}
 	inner, err := h.LinkByName(peer)
 	if err != nil {
 		return "", fmt.Errorf("find %s in sandbox: %w", peer, err)
 	}
-	iface, err := nextEth(h)
-	if err != nil {
-		return "", err
-	}
-	if err := h.LinkSetName(inner, iface); err != nil {
-		return "", fmt.Errorf("rename %s to %s: %w", peer, iface, err)
+	iface := rec.Interface
+	for try := 0; ; try++ {
+		if iface == "" {
+			if iface, err = nextEth(h); err != nil {
+				return "", err
+			}
+		}
+		err := h.LinkSetName(inner, iface)
+		if err == nil {
+			break
+		}
+		// The name is taken (a repair, or another Attach of the same container): take the next.
+		if !errors.Is(err, unix.EEXIST) || try == 3 {
+			return "", fmt.Errorf("rename %s to %s: %w", peer, iface, err)
+		}
+		iface = ""
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(rec.IP).To4(), Mask: net.CIDRMask(prefix, 32)}}
 	if err := h.AddrAdd(inner, addr); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -246,25 +258,11 @@ func (m *Manager) wire(n *Network, containerID string, rec *endpointRecord, peer
 	if err := h.LinkSetUp(inner); err != nil {
 		return "", fmt.Errorf("bring up %s: %w", iface, err)
 	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return "", fmt.Errorf("bring up %s: %w", rec.HostVeth, err)
-	}
 	if !n.Internal {
-		routes, err := h.RouteList(nil, netlink.FAMILY_V4)
-		if err != nil {
-			return "", fmt.Errorf("list sandbox routes: %w", err)
-		}
-		hasDefault := false
-		for _, r := range routes {
-			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
-				hasDefault = true
-			}
-		}
-		if !hasDefault {
-			gw := net.ParseIP(n.Gateway).To4()
-			if err := h.RouteAdd(&netlink.Route{LinkIndex: inner.Attrs().Index, Gw: gw}); err != nil && !errors.Is(err, unix.EEXIST) {
-				return "", fmt.Errorf("default route via %s: %w", gw, err)
-			}
+		// The first non-internal network gives the default route; EEXIST means one has it.
+		gw := net.ParseIP(n.Gateway).To4()
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: inner.Attrs().Index, Gw: gw}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return "", fmt.Errorf("default route via %s: %w", gw, err)
 		}
 	}
 	return iface, nil
@@ -318,5 +316,78 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	return m.restoreDefaultRoute(containerID)
+}
+
+// restoreDefaultRoute gives a sandbox that lost its default route (its network was detached)
+// one through another non-internal network it is still attached to.
+func (m *Manager) restoreDefaultRoute(containerID string) error {
+	if !m.sandboxMounted(containerID) {
+		return nil
+	}
+	eps, err := m.Endpoints(context.Background(), containerID)
+	if err != nil || len(eps) == 0 {
+		return err
+	}
+	h, ns, err := m.sandboxHandle(containerID)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	defer h.Delete()
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list sandbox routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+			return nil
+		}
+	}
+	for _, e := range eps {
+		n, err := m.readRecord(e.Network)
+		if err != nil || n.Internal || e.Interface == "" {
+			continue
+		}
+		link, err := h.LinkByName(e.Interface)
+		if err != nil {
+			continue
+		}
+		gw := net.ParseIP(n.Gateway).To4()
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+		return nil
+	}
 	return nil
+}
+
+// Endpoints returns the container's endpoints, by network name.
+func (m *Manager) Endpoints(ctx context.Context, containerID string) ([]Endpoint, error) {
+	nets, err := m.containerNetworks(containerID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Endpoint
+	for _, name := range nets {
+		n, err := m.readRecord(name)
+		if err != nil {
+			continue
+		}
+		st, err := m.readIPAM(name)
+		if err != nil {
+			continue
+		}
+		rec, ok := st.Endpoints[containerID]
+		if !ok {
+			continue
+		}
+		_, subnet, err := net.ParseCIDR(n.Subnet)
+		if err != nil {
+			continue
+		}
+		prefix, _ := subnet.Mask.Size()
+		out = append(out, m.endpoint(n, rec, rec.Interface, prefix))
+	}
+	return out, nil
 }

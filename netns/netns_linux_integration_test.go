@@ -348,6 +348,25 @@ func TestResolveAndTalk(t *testing.T) {
 	if ip := net.ParseIP(e4.IP); ip[15] < 128 {
 		t.Fatalf("address %s outside ip_range", e4.IP)
 	}
+	// c2 leaves the network that gave it its default route: the other one takes over.
+	if err := m.Detach(ctx, "c2", n.Name); err != nil {
+		t.Fatal(err)
+	}
+	var gw string
+	if err := inNS(t, p2, func() error {
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				gw = r.Gw.String()
+			}
+		}
+		return err
+	}); err != nil || gw != n2.Gateway {
+		t.Fatalf("default route after detach: %q, %v (want via %s)", gw, err, n2.Gateway)
+	}
+	if eps, err := m.Endpoints(ctx, "c2"); err != nil || len(eps) != 1 || eps[0].IP != e4.IP || eps[0].Interface != "eth1" {
+		t.Fatalf("Endpoints(c2): %+v %v", eps, err)
+	}
 	if err := m.Detach(ctx, "c1", n2.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +690,8 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	mustSandbox(t, m, "k1")
 	e := mustAttach(t, m, "k1", n.Name, EndpointConfig{Aliases: []string{"k"}})
-	if _, err := m.Publish(ctx, "k1", []PortMapping{{ContainerPort: 80}}); err != nil {
+	pub, err := m.Publish(ctx, "k1", []PortMapping{{ContainerPort: 80}})
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -697,6 +717,21 @@ func TestCrashRecovery(t *testing.T) {
 	// The container's namespace vanished without RemoveSandbox (berth killed, container gone):
 	// removing the network sweeps its endpoint, port rules go with the next sweep.
 	if err := unix.Unmount(m.SandboxPath("k1"), unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	// Its port is free for the next container (IPv4 and IPv6 wildcards are one mapping).
+	p2 := mustSandbox(t, m, "k2")
+	mustAttach(t, m, "k2", n.Name, EndpointConfig{})
+	echoServers(t, p2, 80, 81)
+	hp := pub[0].HostPort
+	got, err := m.Publish(ctx, "k2", []PortMapping{{HostIP: "0.0.0.0", HostPort: hp, ContainerPort: 80}, {HostIP: "::", HostPort: hp, ContainerPort: 80}})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("port of a vanished container: %+v %v", got, err)
+	}
+	if _, err := tcpRoundTrip(t, "", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(hp))), 2*time.Second); err != nil {
+		t.Fatalf("reused port: %v", err)
+	}
+	if err := m.RemoveSandbox(ctx, "k2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RemoveNetwork(ctx, n.Name); err != nil {
@@ -919,4 +954,27 @@ func reportP50(b *testing.B, times []time.Duration) {
 	}
 	b.ReportMetric(float64(s[len(s)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), "p99-µs")
+}
+
+// TestAttachRepairs: an endpoint whose veth pair is gone (a crash between the address record
+// and the wiring) is rewired with the same address by the next Attach.
+func TestAttachRepairs(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	n, err := m.EnsureNetwork(ctx, NetworkConfig{Name: "repair"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustSandbox(t, m, "r1")
+	e := mustAttach(t, m, "r1", n.Name, EndpointConfig{Aliases: []string{"r"}})
+	if err := deleteLink(e.HostVeth); err != nil {
+		t.Fatal(err)
+	}
+	again := mustAttach(t, m, "r1", n.Name, EndpointConfig{Aliases: []string{"r"}})
+	if again.IP != e.IP || again.Interface != "eth0" {
+		t.Fatalf("repaired endpoint %+v, was %+v", again, e)
+	}
+	if ips, _ := lookup(t, p, n.Gateway, "r"); len(ips) != 1 || ips[0] != e.IP {
+		t.Fatalf("DNS through the repaired endpoint: %v", ips)
+	}
 }

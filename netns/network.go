@@ -95,6 +95,12 @@ func (m *Manager) EnsureNetwork(ctx context.Context, nc NetworkConfig) (Network,
 		m.log.Warn("sweep leftovers of killed berth processes", "err", err)
 	}
 
+	var claim net.Listener // the machine lock while a new subnet is chosen and claimed
+	defer func() {
+		if claim != nil {
+			claim.Close()
+		}
+	}()
 	n, err := m.readRecord(nc.Name)
 	switch {
 	case err == nil:
@@ -107,11 +113,9 @@ func (m *Manager) EnsureNetwork(ctx context.Context, nc NetworkConfig) (Network,
 	case errors.Is(err, ErrNotFound):
 		// Managers with other roots pick subnets too: choose and claim (bridge address)
 		// under a machine-wide lock.
-		ml, err := machineLock(ctx)
-		if err != nil {
+		if claim, err = machineLock(ctx); err != nil {
 			return Network{}, err
 		}
-		defer ml.Close()
 		if n, err = m.newRecord(nc); err != nil {
 			return Network{}, err
 		}
@@ -126,6 +130,10 @@ func (m *Manager) EnsureNetwork(ctx context.Context, nc NetworkConfig) (Network,
 	}
 	if err := m.ensureBridge(n); err != nil {
 		return Network{}, err
+	}
+	if claim != nil { // the bridge holds the subnet's address now: others see it
+		claim.Close()
+		claim = nil
 	}
 	if err := m.ensureNetworkRules(n); err != nil {
 		return Network{}, err
@@ -154,6 +162,10 @@ func (m *Manager) newRecord(nc NetworkConfig) (*Network, error) {
 	if b := nc.DriverOpts[OptBridgeName]; b != "" {
 		if len(b) > 15 || strings.ContainsAny(b, "/ ") {
 			return nil, fmt.Errorf("%s %q: %w", OptBridgeName, b, ErrInvalid)
+		}
+		// Never adopt (and later delete) an interface berth did not make.
+		if _, err := netlink.LinkByName(b); err == nil {
+			return nil, fmt.Errorf("%s %q: an interface with that name exists: %w", OptBridgeName, b, ErrAddressInUse)
 		}
 		n.Bridge = b
 	}
@@ -248,25 +260,20 @@ func hostRoutes() ([]*net.IPNet, error) {
 }
 
 // hostAddrs lists the IPv4 networks of addresses on this machine's interfaces (up or down),
-// except the given bridge.
+// except the given bridge's.
 func hostAddrs(except string) ([]*net.IPNet, error) {
-	links, err := netlink.LinkList()
+	skip := -1
+	if l, err := netlink.LinkByName(except); err == nil {
+		skip = l.Attrs().Index
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	var out []*net.IPNet
-	for _, l := range links {
-		if l.Attrs().Name == except {
-			continue
-		}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if a.IPNet != nil {
-				out = append(out, &net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask})
-			}
+	for _, a := range addrs {
+		if a.IPNet != nil && a.LinkIndex != skip {
+			out = append(out, &net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask})
 		}
 	}
 	return out, nil
@@ -394,6 +401,9 @@ func (m *Manager) removeNetwork(ctx context.Context, name string, force bool) er
 		return err
 	}
 	if err := m.deleteNetworkRules(name); err != nil {
+		return err
+	}
+	if err := dropTableIfEmpty(); err != nil {
 		return err
 	}
 	if err := deleteLink(bridge); err != nil {

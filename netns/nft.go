@@ -1,10 +1,12 @@
 package netns
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -82,6 +84,56 @@ func rulesWithTag(c *nftables.Conn, prefix string) ([]*nftables.Rule, error) {
 		}
 	}
 	return out, nil
+}
+
+// flush sends the batch under the machine lock, so that dropTableIfEmpty never deletes the
+// table between another process's listing and its batch.
+func flush(c *nftables.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := machineLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return c.Flush()
+}
+
+// dropTableIfEmpty deletes berth's table when no rule is left in it (the last network of
+// every root is gone), so that nothing of berth's stays hooked into the packet path.
+func dropTableIfEmpty() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := machineLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	ch := chainsOf(berthTable())
+	for _, chain := range ch.all() {
+		rules, err := c.GetRules(ch.table, chain)
+		if err != nil {
+			if isNftNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("list nftables rules of %s/%s: %w", TableName, chain.Name, err)
+		}
+		if len(rules) > 0 {
+			return nil
+		}
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4); err != nil {
+		return nil // no table
+	}
+	c.DelTable(ch.table)
+	if err := c.Flush(); err != nil && !isNftNotFound(err) {
+		return fmt.Errorf("delete empty nftables table %s: %w", TableName, err)
+	}
+	return nil
 }
 
 func isNftNotFound(err error) bool {
@@ -182,7 +234,7 @@ func (m *Manager) ensureNetworkRules(n *Network) error {
 	for _, w := range want {
 		c.AddRule(&nftables.Rule{Table: ch.table, Chain: w.chain, Exprs: w.exprs, UserData: []byte(m.netTag(n.Name))})
 	}
-	if err := c.Flush(); err != nil {
+	if err := flush(c); err != nil {
 		return fmt.Errorf("install nftables rules for network %q: %w", n.Name, err)
 	}
 	return nil
@@ -210,7 +262,7 @@ func deleteTagged(prefix string) error {
 			return fmt.Errorf("delete nftables rule: %w", err)
 		}
 	}
-	if err := c.Flush(); err != nil {
+	if err := flush(c); err != nil {
 		return fmt.Errorf("delete nftables rules %q: %w", strings.TrimSuffix(prefix, "\x00"), err)
 	}
 	return nil

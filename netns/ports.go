@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -68,13 +69,13 @@ func normalizePort(p PortMapping) (PortMapping, error) {
 		return p, fmt.Errorf("port %d: protocol %q: use tcp or udp: %w", p.ContainerPort, p.Protocol, ErrInvalid)
 	}
 	if p.HostIP != "" {
-		ip := net.ParseIP(p.HostIP)
-		if ip == nil || ip.To4() == nil {
-			return p, fmt.Errorf("port %d: host IP %q is not an IPv4 address: %w", p.ContainerPort, p.HostIP, ErrInvalid)
-		}
-		if ip.IsUnspecified() {
+		ip := net.ParseIP(strings.Trim(p.HostIP, "[]"))
+		switch {
+		case ip != nil && ip.IsUnspecified(): // 0.0.0.0 or ::
 			p.HostIP = ""
-		} else {
+		case ip == nil || ip.To4() == nil:
+			return p, fmt.Errorf("port %d: host IP %q is not an IPv4 address (IPv6 is not supported): %w", p.ContainerPort, p.HostIP, ErrInvalid)
+		default:
 			p.HostIP = ip.To4().String()
 		}
 	}
@@ -126,7 +127,22 @@ func (m *Manager) portsPath(containerID string) string {
 	return filepath.Join(m.cfg.Root, "ports", containerID+".json")
 }
 
-// published lists every published port with its owner, from berth's rules.
+// livePorts is publishedPorts without the rules of this root's containers whose sandbox is
+// gone (a killed berth, a container that died without cleanup): those ports are free.
+func (m *Manager) livePorts(c *nftables.Conn) (map[string][]PortMapping, error) {
+	pub, err := publishedPorts(c)
+	if err != nil {
+		return nil, err
+	}
+	for owner := range pub {
+		if strings.HasPrefix(owner, m.rootID+":") && !m.sandboxMounted(ownerID(owner)) {
+			delete(pub, owner)
+		}
+	}
+	return pub, nil
+}
+
+// publishedPorts lists every published port with its owner, from berth's rules.
 func publishedPorts(c *nftables.Conn) (map[string][]PortMapping, error) {
 	rules, err := rulesWithTag(c, tagPort)
 	if err != nil {
@@ -161,7 +177,7 @@ func (m *Manager) CheckPorts(ctx context.Context, ports []PortMapping) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	pub, err := publishedPorts(c)
+	pub, err := m.livePorts(c)
 	if err != nil {
 		return err
 	}
@@ -172,6 +188,9 @@ func (m *Manager) CheckPorts(ctx context.Context, ports []PortMapping) error {
 			return err
 		}
 		if p.HostPort == 0 {
+			continue
+		}
+		if slices.Contains(want, p) {
 			continue
 		}
 		for _, w := range want {
@@ -210,7 +229,7 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	pub, err := publishedPorts(c)
+	pub, err := m.livePorts(c)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +253,16 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 	}
 
 	out := make([]PortMapping, 0, len(ports))
+	requested := map[PortMapping]bool{}
 	for _, p := range ports {
 		p, err := normalizePort(p)
 		if err != nil {
 			return nil, err
 		}
+		if requested[p] {
+			continue // "0.0.0.0:80:80" and "[::]:80:80" are one IPv4 mapping
+		}
+		requested[p] = true
 		if p.ContainerIP == "" {
 			if p.ContainerIP, err = m.containerIP(containerID); err != nil {
 				return nil, err
@@ -258,9 +282,18 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 		out = append(out, p)
 	}
 
-	old, err := rulesWithTag(c, tagPort+m.portOwner(containerID)+":")
+	// This container's previous rules, and rules of this root's containers whose sandbox is
+	// gone (they would shadow the new ones).
+	mine, err := rulesWithTag(c, tagPort+m.rootID+":")
 	if err != nil {
 		return nil, err
+	}
+	var old []*nftables.Rule
+	for _, r := range mine {
+		owner, _, ok := parsePortTag(string(r.UserData))
+		if !ok || owner == m.portOwner(containerID) || !m.sandboxMounted(ownerID(owner)) {
+			old = append(old, r)
+		}
 	}
 	ch := ensureTable(c)
 	for _, r := range old {
@@ -273,10 +306,11 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 			c.AddRule(&nftables.Rule{Table: ch.table, Chain: chain, Exprs: dnatExprs(p), UserData: []byte(p.tag(m.portOwner(containerID)))})
 		}
 	}
-	if err := c.Flush(); err != nil {
+	if err := flush(c); err != nil {
 		return nil, fmt.Errorf("install port rules for %s: %w", shortID(containerID), err)
 	}
-	if err := writeJSON(m.portsPath(containerID), out); err != nil {
+	// A hint for the next Publish of this container, not worth an fsync on the start path.
+	if err := writeJSONNoSync(m.portsPath(containerID), out); err != nil {
 		return nil, err
 	}
 	return out, nil

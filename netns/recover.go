@@ -66,7 +66,12 @@ func (m *Manager) recoverLocked() error {
 			errs = append(errs, m.stopDNS(name))
 		}
 	}
-	// Rules.
+	// Rules; port rules change under the ports lock.
+	pl, err := m.portsLock()
+	if err != nil {
+		return err
+	}
+	defer pl.Unlock()
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -93,10 +98,11 @@ func (m *Manager) recoverLocked() error {
 		}
 	}
 	if stale > 0 {
-		if err := c.Flush(); err != nil {
+		if err := flush(c); err != nil {
 			errs = append(errs, fmt.Errorf("delete stale nftables rules: %w", err))
 		}
 	}
+	errs = append(errs, dropTableIfEmpty())
 	// Sandbox files whose mount is gone.
 	ents, _ := os.ReadDir(filepath.Join(m.cfg.RunRoot, "netns"))
 	for _, e := range ents {

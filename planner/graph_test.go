@@ -238,3 +238,72 @@ func TestServiceHashIgnoresScaleDependsOnProfilesBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderMatchesReference checks Order on a random 400-service DAG against the definition:
+// repeatedly take the smallest-named service whose dependencies are all placed.
+func TestOrderMatchesReference(t *testing.T) {
+	p, _ := bigProject(400)
+	g, err := NewGraph(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed := map[string]bool{}
+	var want []string
+	for len(want) < len(p.Services) {
+		for _, s := range p.Services { // sorted by name
+			if placed[s.Name] {
+				continue
+			}
+			ready := true
+			for d := range s.DependsOn {
+				ready = ready && placed[d]
+			}
+			if ready {
+				placed[s.Name] = true
+				want = append(want, s.Name)
+				break
+			}
+		}
+	}
+	if diff := cmp.Diff(want, g.Order()); diff != "" {
+		t.Errorf("Order differs from the reference (-want +got):\n%s", diff)
+	}
+}
+
+// TestServiceHasherMatchesServiceHash: the reusing hasher Reconcile uses gives ServiceHash.
+func TestServiceHasherMatchesServiceHash(t *testing.T) {
+	p, _ := bigProject(30)
+	services := append(p.Services,
+		svc("b", func(s *spec.Service) { s.Build = &spec.Build{Context: "/x"}; s.Profiles = []string{"a"} }),
+		svc("e", func(s *spec.Service) {
+			s.Extensions = map[string]any{"x-a": []any{1, "two", map[string]any{"k": true}}}
+			s.Command = []string{}
+		}),
+		spec.Service{Name: "zero"},
+	)
+	h := newServiceHasher()
+	seen := map[string]string{}
+	for _, s := range services {
+		got, want := h.hash(&s), ServiceHash(s)
+		if got != want {
+			t.Errorf("%s: hasher %s, ServiceHash %s", s.Name, got, want)
+		}
+		if other, dup := seen[want]; dup {
+			t.Errorf("%s and %s hash the same", s.Name, other)
+		}
+		seen[want] = s.Name
+	}
+}
+
+// TestPlanJSONValue: a Plan value (not only a pointer) encodes through MarshalJSON.
+func TestPlanJSONValue(t *testing.T) {
+	plan, err := Reconcile(project(svc("web")), Observed{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(plan)
+	b, _ := json.Marshal(*plan)
+	if string(a) != string(b) || !json.Valid(a) {
+		t.Errorf("pointer and value encode differently:\n%s\n%s", a, b)
+	}
+}

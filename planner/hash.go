@@ -17,8 +17,9 @@ import (
 // The image's ID is compared separately.
 //
 // The hash is SHA-256 over a canonical binary encoding of the service (see encodeValue): map
-// keys sorted, nil distinct from empty. It was JSON; the encoding is ~5x faster, which keeps
-// planning a 5,000-service project well under 100 ms (BenchmarkReconcile5000).
+// keys sorted, nil distinct from empty. It was JSON; this encoding skips JSON's escaping and
+// allocates half as often (8 vs 17 allocations per service), which matters when planning
+// 5,000 services (BenchmarkReconcile5000).
 func ServiceHash(s spec.Service) string {
 	s.Scale = 0
 	s.DependsOn = nil
@@ -164,4 +165,41 @@ func compareBytes(a, b []byte) int {
 		}
 	}
 	return len(a) - len(b)
+}
+
+// serviceHasher computes ServiceHash for many services with one buffer and without copying
+// each service: the excluded fields are encoded as their zero values, giving the same bytes.
+type serviceHasher struct {
+	buf  []byte
+	skip []bool // by spec.Service field index: hashed as the zero value
+}
+
+func newServiceHasher() *serviceHasher {
+	t := reflect.TypeFor[spec.Service]()
+	skip := make([]bool, t.NumField())
+	for _, name := range []string{"Scale", "DependsOn", "Profiles", "Build"} {
+		if f, ok := t.FieldByName(name); ok {
+			skip[f.Index[0]] = true
+		}
+	}
+	return &serviceHasher{buf: make([]byte, 0, 4096), skip: skip}
+}
+
+func (h *serviceHasher) hash(s *spec.Service) string {
+	v := reflect.ValueOf(s).Elem()
+	n := v.NumField()
+	buf := binary.AppendUvarint(append(h.buf[:0], tagStruct), uint64(n))
+	for i := range n {
+		f := v.Field(i)
+		if !f.CanInterface() {
+			continue
+		}
+		if h.skip[i] {
+			f = reflect.Zero(f.Type())
+		}
+		buf = encodeValue(buf, f)
+	}
+	h.buf = buf
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
 }

@@ -122,7 +122,7 @@ type jsonPlan struct {
 //
 //	{"project":"p","actions":[{"id":1,"kind":"EnsureNetwork","resource":"network:p_default",
 //	  "detail":"missing","deps":[],"action":{"Key":"default","Name":"p_default",...}}],"notes":[]}
-func (p *Plan) MarshalJSON() ([]byte, error) {
+func (p Plan) MarshalJSON() ([]byte, error) {
 	out := jsonPlan{Project: p.Project, Actions: make([]jsonNode, len(p.Nodes)), Notes: p.Notes}
 	if out.Notes == nil {
 		out.Notes = []string{}

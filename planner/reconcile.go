@@ -46,6 +46,15 @@ func Reconcile(want *spec.Project, have Observed, opt Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, name := range sortedKeys(opt.Scale) {
+		if !slices.ContainsFunc(services, func(s spec.Service) bool { return s.Name == name }) {
+			return nil, &spec.Error{
+				Path: "services",
+				Msg:  fmt.Sprintf("--scale %s: no such service", name),
+				Hint: "the project's services are: " + strings.Join(want.ServiceNames(), ", "),
+			}
+		}
+	}
 	g, err := newGraph(services, disabled)
 	if err != nil {
 		return nil, err
@@ -64,6 +73,7 @@ func Reconcile(want *spec.Project, have Observed, opt Options) (*Plan, error) {
 		imgNodes:  map[string]int{},
 
 		explicitWaits: map[int]bool{},
+		hasher:        newServiceHasher(),
 	}
 	for i := range services {
 		r.svc[g.index[services[i].Name]] = &services[i]
@@ -180,8 +190,10 @@ type reconciler struct {
 	netNodes map[string]int // network key -> EnsureNetwork node (0: nothing to do)
 	volNodes map[string]int // volume key -> EnsureVolume node
 	imgNodes map[string]int // image ref -> EnsureImage node
+	images   map[string]*imagePlan
 
 	explicitWaits map[int]bool // WaitContainer nodes asked for by Options.Wait
+	hasher        *serviceHasher
 }
 
 // svcState is what later services need to know about a planned service.
@@ -211,7 +223,7 @@ func (w waitNeed) reason() string {
 }
 
 func (r *reconciler) run() error {
-	r.select_()
+	r.selectServices()
 	r.groupContainers()
 	r.orphans()
 	if err := r.networks(); err != nil {
@@ -221,19 +233,37 @@ func (r *reconciler) run() error {
 		return err
 	}
 	r.planWaits()
+	r.planImages()
+	decisions := make([]*decision, len(r.svc))
 	for _, i := range r.g.orderIdx {
 		if !r.selected[i] {
 			continue
 		}
-		if err := r.service(int(i)); err != nil {
+		d, err := r.decide(int(i))
+		if err != nil {
 			return err
+		}
+		decisions[i] = d
+	}
+	// Images first, in the order services need them, as Compose pulls and builds before it
+	// creates anything.
+	for _, i := range r.g.orderIdx {
+		if d := decisions[i]; d != nil && d.needImage && r.images[d.ref].action.Reason != "" {
+			if _, ok := r.imgNodes[d.ref]; !ok {
+				r.imgNodes[d.ref] = r.b.add(r.images[d.ref].action)
+			}
+		}
+	}
+	for _, i := range r.g.orderIdx {
+		if d := decisions[i]; d != nil {
+			r.emit(int(i), d)
 		}
 	}
 	return nil
 }
 
-// select_ computes the targeted services and, unless NoDeps, their transitive dependencies.
-func (r *reconciler) select_() {
+// selectServices computes the targeted services and, unless NoDeps, their transitive dependencies.
+func (r *reconciler) selectServices() {
 	n := len(r.svc)
 	r.targeted = make([]bool, n)
 	r.selected = make([]bool, n)
@@ -501,32 +531,38 @@ func (r *reconciler) planWaits() {
 	}
 }
 
-// image decides the service's EnsureImage. needed: only when a container is created;
-// always: whatever the containers; mayChange: the image ID may differ afterwards, so
-// up-to-date containers are recreated if it does.
-func (r *reconciler) image(s *spec.Service, ref string) (a EnsureImage, always, mayChange bool) {
+// imagePlan is how a service's image is made present, merged over the services sharing the
+// reference (a service that can build it wins).
+type imagePlan struct {
+	action    EnsureImage // Reason "" means nothing to do unless forced
+	always    bool        // ensure it whatever the containers need (build / pull always)
+	mayChange bool        // the image ID may differ afterwards
+}
+
+// imageFor decides a service's image action; see imagePlan.
+func (r *reconciler) imageFor(s *spec.Service, ref string) imagePlan {
 	present := r.have.Images[ref] != ""
 	policy, src := s.PullPolicy, "pull_policy "
 	if r.opt.Pull != "" {
 		policy, src = r.opt.Pull, "--pull "
 	}
-	a = EnsureImage{Service: s.Name, Ref: ref}
+	a := EnsureImage{Service: s.Name, Ref: ref}
 	if s.Build != nil && !r.opt.NoBuild {
 		switch {
 		case r.opt.Build:
 			a.Build, a.Reason = true, "--build"
-			return a, true, true
+			return imagePlan{a, true, true}
 		case policy == "build":
 			a.Build, a.Reason = true, src+policy
-			return a, true, true
+			return imagePlan{a, true, true}
 		case !present:
 			a.Build, a.Reason = true, "missing"
-			return a, false, false
+			return imagePlan{action: a}
 		}
 	}
 	if policy == "always" {
 		a.Pull, a.Reason = true, src+policy
-		return a, true, true
+		return imagePlan{a, true, true}
 	}
 	if !present {
 		a.Reason = "missing"
@@ -534,16 +570,30 @@ func (r *reconciler) image(s *spec.Service, ref string) (a EnsureImage, always, 
 			a.Reason = "missing, " + src + "never"
 		}
 	}
-	return a, false, false
+	return imagePlan{action: a}
 }
 
-func (r *reconciler) imageNode(a EnsureImage) int {
-	if id, ok := r.imgNodes[a.Ref]; ok {
-		return id
+// planImages decides every selected service's image, per reference.
+func (r *reconciler) planImages() {
+	r.images = map[string]*imagePlan{}
+	for _, i := range r.g.orderIdx {
+		if !r.selected[i] {
+			continue
+		}
+		s := r.svc[i]
+		ref := s.ImageName(r.want.Name)
+		p := r.imageFor(s, ref)
+		old, ok := r.images[ref]
+		switch {
+		case !ok:
+			r.images[ref] = &p
+		case p.action.Build && !old.action.Build, p.action.Reason != "" && old.action.Reason == "":
+			p.always, p.mayChange = p.always || old.always, p.mayChange || old.mayChange
+			r.images[ref] = &p
+		default:
+			old.always, old.mayChange = old.always || p.always, old.mayChange || p.mayChange
+		}
 	}
-	id := r.b.add(a)
-	r.imgNodes[a.Ref] = id
-	return id
 }
 
 // gates are the nodes a service's Create/Start must wait for: per dependency, its
@@ -574,47 +624,63 @@ func (r *reconciler) gates(i int) []int {
 type candidate struct {
 	c      Container
 	reason string // why it must be recreated, "" if up to date
+	// ifImageChanged: up to date, but recreated if a build or pull changes the image.
+	ifImageChanged bool
 }
 
-func (r *reconciler) service(i int) error {
+// decision is what the planner decided for one service, before any node is added.
+type decision struct {
+	scale      int
+	existing   int
+	hash       string
+	ref        string
+	keep       []candidate // sorted by number
+	drop       []Container // scale down
+	maxNum     int         // highest existing number
+	restartDep string      // a `restart: true` dependency that is replaced
+	needImage  bool        // a container is created or recreated
+}
+
+// decide classifies service i's containers: kept (maybe recreated), dropped, or created.
+// Services are decided in dependency order, so a dependency's replaced flag is known.
+func (r *reconciler) decide(i int) (*decision, error) {
 	s := r.svc[i]
 	name := s.Name
 	st := &svcState{waits: map[string]int{}}
 	r.st[i] = st
-
-	scale := s.Scale
+	d := &decision{scale: s.Scale, ref: s.ImageName(r.want.Name)}
 	if v, ok := r.opt.Scale[name]; ok {
-		scale = v
+		d.scale = v
 	}
-	if scale < 0 {
-		return &spec.Error{Path: "services." + name + ".scale", Msg: fmt.Sprintf("scale %d is negative", scale), Hint: "use 0 or more"}
+	if d.scale < 0 {
+		return nil, &spec.Error{Path: "services." + name + ".scale", Msg: fmt.Sprintf("scale %d is negative", d.scale), Hint: "use 0 or more"}
 	}
-	if scale > 1 && s.ContainerName != "" {
-		return &spec.Error{
+	if d.scale > 1 && s.ContainerName != "" {
+		return nil, &spec.Error{
 			Path: "services." + name + ".container_name",
-			Msg:  fmt.Sprintf("container_name %q cannot be used with %d replicas: container names are unique", s.ContainerName, scale),
+			Msg:  fmt.Sprintf("container_name %q cannot be used with %d replicas: container names are unique", s.ContainerName, d.scale),
 			Hint: "remove container_name, or use one replica",
 		}
 	}
 	existing := r.byService[name]
-	hash := ServiceHash(*s)
-	ref := s.ImageName(r.want.Name)
-	imageID := r.have.Images[ref]
-	gates := r.gates(i)
+	d.existing = len(existing)
+	d.hash = r.hasher.hash(s)
+	imageID := r.have.Images[d.ref]
+	img := r.images[d.ref]
 
 	// Dependencies that were replaced: a service sharing their namespaces or volumes must be
 	// recreated; one with `restart: true` restarted.
-	var nsDep, restartDep string
+	var nsDep string
 	for k, e := range r.g.deps[i] {
 		dst := r.st[r.g.depTo[i][k]]
 		if dst == nil || !dst.replaced {
 			continue
 		}
 		if e.Kind != EdgeDependsOn && e.Kind != EdgeLinks && nsDep == "" {
-			nsDep = e.To + " (" + e.Kind + ")"
+			nsDep = e.To + " recreated, via " + e.Kind
 		}
-		if e.Restart && restartDep == "" {
-			restartDep = e.To
+		if e.Restart && d.restartDep == "" {
+			d.restartDep = e.To
 		}
 	}
 
@@ -626,27 +692,30 @@ func (r *reconciler) service(i int) error {
 			forced = "--always-recreate-deps"
 		}
 	}
+	var fields map[string]string // FieldHashes(*s), computed when first needed
 	outdated := func(c Container) string {
 		switch {
 		case r.opt.NoRecreate:
 			return ""
 		case forced != "":
 			return forced
-		case c.ConfigHash != hash:
-			return configReason(c, s)
+		case c.ConfigHash != d.hash:
+			if c.FieldHashes != nil && fields == nil {
+				fields = FieldHashes(*s)
+			}
+			return configReason(c, fields)
 		case imageID != "" && c.ImageID != "" && c.ImageID != imageID:
 			return "image changed"
 		case nsDep != "":
-			return "dependency " + nsDep + " recreated"
+			return "dependency " + nsDep
 		}
 		return ""
 	}
 
 	cands := make([]candidate, len(existing))
-	maxNum := 0
-	for i, c := range existing {
-		cands[i] = candidate{c: c, reason: outdated(c)}
-		maxNum = max(maxNum, c.Number)
+	for k, c := range existing {
+		cands[k] = candidate{c: c, reason: outdated(c)}
+		d.maxNum = max(d.maxNum, c.Number)
 	}
 	// Keep up-to-date containers with the lowest numbers; scale down removes out-of-date
 	// containers first, then the highest numbers.
@@ -659,28 +728,41 @@ func (r *reconciler) service(i int) error {
 		}
 		return a.c.Number - b.c.Number
 	})
-	keep := cands[:min(scale, len(cands))]
-	drop := make([]Container, 0, len(cands)-len(keep))
-	for _, c := range cands[len(keep):] {
-		drop = append(drop, c.c)
+	d.keep = cands[:min(d.scale, len(cands))]
+	for _, c := range cands[len(d.keep):] {
+		d.drop = append(d.drop, c.c)
 	}
-	slices.SortFunc(keep, func(a, b candidate) int { return a.c.Number - b.c.Number })
-	sortContainers(drop)
+	slices.SortFunc(d.keep, func(a, b candidate) int { return a.c.Number - b.c.Number })
+	sortContainers(d.drop)
 
-	img, imgAlways, imgMayChange := r.image(s, ref)
-	needImage := imgAlways && scale > 0
-	for _, k := range keep {
-		if k.reason != "" {
-			needImage = true
+	d.needImage = (img.always && d.scale > 0) || d.scale > len(d.keep)
+	for k := range d.keep {
+		c := &d.keep[k]
+		if c.reason == "" && img.mayChange && !r.opt.NoRecreate {
+			c.ifImageChanged = true
+		}
+		if c.reason != "" || c.ifImageChanged {
+			d.needImage = true
+		}
+		if c.reason != "" {
+			st.replaced = true
 		}
 	}
-	if scale > len(keep) {
-		needImage = true
+	if d.existing == 0 && d.scale > 0 {
+		st.replaced = true
 	}
-	infra := []int{}
-	if needImage && (img.Reason != "") {
-		infra = append(infra, r.imageNode(img))
-	}
+	return d, nil
+}
+
+// emit adds service i's nodes: scale-down removals, recreates, (re)starts, creates, waits.
+func (r *reconciler) emit(i int, d *decision) {
+	s := r.svc[i]
+	name := s.Name
+	st := r.st[i]
+	gates := r.gates(i)
+	img := r.images[d.ref]
+
+	infra := []int{r.imgNodes[d.ref]}
 	for k := range s.Networks {
 		infra = append(infra, r.netNodes[k])
 	}
@@ -691,44 +773,40 @@ func (r *reconciler) service(i int) error {
 	}
 	createDeps := append(infra, gates...)
 
-	if len(drop) > 0 {
-		removeContainers(&r.b, drop, fmt.Sprintf("scale %d -> %d", len(existing), scale), false, nil)
+	if len(d.drop) > 0 {
+		removeContainers(&r.b, d.drop, fmt.Sprintf("scale %d -> %d", d.existing, d.scale), false, nil)
 	}
-	for _, k := range keep {
+	for _, k := range d.keep {
 		c := k.c
 		switch {
-		case k.reason != "" || (imgMayChange && !r.opt.NoRecreate):
-			a := RecreateContainer{ID: c.ID, Service: name, Number: c.Number, Name: ContainerName(r.want.Name, *s, c.Number), Hash: hash, Reason: k.reason}
-			if k.reason == "" {
+		case k.reason != "" || k.ifImageChanged:
+			a := RecreateContainer{ID: c.ID, Service: name, Number: c.Number, Name: ContainerName(r.want.Name, *s, c.Number), Hash: d.hash, Reason: k.reason}
+			if k.ifImageChanged {
 				a.OnlyIfImageChanged = true
-				a.Reason = "image may change: " + img.Reason
-			} else {
-				st.replaced = true
+				a.Reason = "image may change: " + img.action.Reason
 			}
 			id := r.b.add(a, createDeps...)
 			st.creates = append(st.creates, id)
 			if !r.opt.NoStart {
 				st.starts = append(st.starts, r.b.add(StartContainer{Service: name, Number: c.Number, Name: a.Name, Reason: "recreated"}, append(gates, id)...))
 			}
-		case restartDep != "" && isRunning(c) && !r.opt.NoStart:
-			reason := "dependency " + restartDep + " recreated (restart: true)"
+		case d.restartDep != "" && isRunning(c) && !r.opt.NoStart:
+			reason := "dependency " + d.restartDep + " recreated, restart: true"
 			stop := r.b.add(StopContainer{ID: c.ID, Service: name, Number: c.Number, Name: c.Name, Reason: reason}, gates...)
 			st.starts = append(st.starts, r.b.add(StartContainer{Service: name, Number: c.Number, Name: c.Name, Reason: reason}, append(gates, stop)...))
 		case !isRunning(c) && !r.opt.NoStart:
 			st.starts = append(st.starts, r.b.add(StartContainer{Service: name, Number: c.Number, Name: c.Name, Reason: c.State}, gates...))
 		}
 	}
-	if n := scale - len(keep); n > 0 {
+	if n := d.scale - len(d.keep); n > 0 {
 		reason := "missing"
-		if len(existing) > 0 {
-			reason = fmt.Sprintf("scale %d -> %d", len(existing), scale)
-		} else {
-			st.replaced = true
+		if d.existing > 0 {
+			reason = fmt.Sprintf("scale %d -> %d", d.existing, d.scale)
 		}
-		for i := 1; i <= n; i++ {
-			num := maxNum + i
+		for k := 1; k <= n; k++ {
+			num := d.maxNum + k
 			cname := ContainerName(r.want.Name, *s, num)
-			id := r.b.add(CreateContainer{Service: name, Number: num, Name: cname, Hash: hash, Reason: reason}, createDeps...)
+			id := r.b.add(CreateContainer{Service: name, Number: num, Name: cname, Hash: d.hash, Reason: reason}, createDeps...)
 			st.creates = append(st.creates, id)
 			if !r.opt.NoStart {
 				st.starts = append(st.starts, r.b.add(StartContainer{Service: name, Number: num, Name: cname, Reason: "created"}, append(gates, id)...))
@@ -736,11 +814,11 @@ func (r *reconciler) service(i int) error {
 		}
 	}
 
-	if scale == 0 {
-		return nil
+	if d.scale == 0 {
+		return
 	}
 	for _, w := range r.needWait[i] {
-		if len(st.starts) == 0 && len(st.creates) == 0 && satisfied(keep, w.condition) {
+		if len(st.starts) == 0 && len(st.creates) == 0 && satisfied(d.keep, w.condition) {
 			continue
 		}
 		id := r.b.add(WaitContainer{
@@ -751,7 +829,6 @@ func (r *reconciler) service(i int) error {
 			r.explicitWaits[id] = true
 		}
 	}
-	return nil
 }
 
 // pruneWaits drops WaitContainer nodes that nothing depends on and that Options.Wait did not
@@ -806,11 +883,11 @@ func satisfied(keep []candidate, cond string) bool {
 	return true
 }
 
-func configReason(c Container, s *spec.Service) string {
+func configReason(c Container, fields map[string]string) string {
 	if c.FieldHashes == nil {
 		return "config changed"
 	}
-	fs := changedFields(c.FieldHashes, FieldHashes(*s))
+	fs := changedFields(c.FieldHashes, fields)
 	if len(fs) == 0 {
 		return "config changed"
 	}

@@ -153,7 +153,7 @@ func (r *Runtime) spawnMonitor(ctx context.Context, id string, attach bool) (*os
 	if attach {
 		mode = "attach"
 	}
-	cmd := exec.Command("/proc/self/exe", monitorArg, r.root, r.runRoot, id, mode)
+	cmd := exec.Command(r.shim, monitorArg, r.root, r.runRoot, id, mode)
 	cmd.Args[0] = "berth-monitor"
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{pw}
@@ -191,7 +191,8 @@ func readStartStatus(ctx context.Context, pr io.Reader, name, runDir string) err
 		return ctx.Err()
 	}
 	msg := strings.TrimSpace(res.msg)
-	if msg == "ok" {
+	if msg == "ok" || msg == "err "+errAlreadyMonitored {
+		// A concurrent Start won the race; the container runs.
 		return nil
 	}
 	if msg == "" {

@@ -25,7 +25,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const monitorArg = "__monitor"
+const (
+	monitorArg          = "__monitor"
+	errAlreadyMonitored = "another monitor runs this container"
+)
 
 // monitor supervises one container. It runs in its own process (see runMonitor).
 type monitor struct {
@@ -52,6 +55,7 @@ type monitor struct {
 	pending  sync.WaitGroup
 	attachCh chan struct{} // first attach arrived (attach mode)
 	attached sync.Once
+	tr       func(string)
 	readers  *sync.WaitGroup    // output copiers of the current process
 	hcancel  context.CancelFunc // stops the current healthcheck loop
 }
@@ -97,6 +101,8 @@ func runMonitor(args []string) int {
 	logrus.SetOutput(os.Stderr)
 	logrus.SetLevel(logrus.WarnLevel)
 	id, mode := args[2], args[3]
+	tr := monitorTracer()
+	tr("monitor-init")
 	m := &monitor{r: r, id: id, log: log.With("container", id[:min(12, len(id))]),
 		clients: map[*attachClient]struct{}{}, stopCh: make(chan struct{}), done: make(chan struct{}),
 		attachCh: make(chan struct{})}
@@ -107,7 +113,7 @@ func runMonitor(args []string) int {
 		return 1
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		report("err another monitor runs this container")
+		report("err " + errAlreadyMonitored)
 		return 1
 	}
 	if err := m.load(); err != nil {
@@ -120,6 +126,7 @@ func runMonitor(args []string) int {
 		return 1
 	}
 	go m.serve(ln)
+	tr("listen")
 	if mode == "attach" {
 		report("ready")
 		select {
@@ -130,7 +137,10 @@ func runMonitor(args []string) int {
 			return 1
 		}
 	}
+	tr("attached")
+	m.tr = tr
 	code := m.loop(func(err error) {
+		tr("started")
 		if err != nil {
 			report("err " + err.Error())
 		} else {
@@ -138,6 +148,7 @@ func runMonitor(args []string) int {
 		}
 		closeStatus()
 	})
+	tr("exited")
 	// Give waiters a moment to receive the final state, then go.
 	waited := make(chan struct{})
 	go func() { m.pending.Wait(); close(waited) }()
@@ -147,6 +158,7 @@ func runMonitor(args []string) int {
 	}
 	ln.Close()
 	_ = os.Remove(r.sockPath(id))
+	tr("closed")
 	if m.cfg.AutoRemove && code >= 0 {
 		lock.Close()
 		if len(m.cfg.AutoRemoveCmd) > 0 {
@@ -328,7 +340,9 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 	if m.cfg.Init {
 		args = append([]string{initPath, initArg, "--"}, args...)
 	}
+	m.tr("pre-create")
 	ct, err := libcontainer.Create(r.libctRoot, m.id, m.lcfg)
+	m.tr("libct-create")
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
@@ -381,6 +395,7 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 		}
 	}
 	if err := ct.Run(p); err != nil {
+		m.tr("libct-run")
 		cleanup()
 		for _, f := range []*os.File{outR, errR, inW} {
 			if f != nil {
@@ -401,8 +416,11 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 			return nil, fmt.Errorf("receive console: %w", err)
 		}
 	}
+	m.tr("libct-run")
 	cleanup()
 	pid, _ := p.Pid()
+	waitExeced(pid, m.cfg.Init)
+	m.tr("execed")
 	runDone := make(chan struct{})
 	var readers sync.WaitGroup
 	copyOut := func(stream int, f *os.File) {
@@ -459,12 +477,53 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 	return runDone, nil
 }
 
+// monitorTracer logs phase timings to stderr (monitor.log) when BERTH_TRACE is set.
+func monitorTracer() func(string) {
+	if os.Getenv("BERTH_TRACE") == "" {
+		return func(string) {}
+	}
+	last := time.Now()
+	return func(phase string) {
+		now := time.Now()
+		fmt.Fprintf(os.Stderr, "trace %-12s +%6.1fms\n", phase, float64(now.Sub(last).Microseconds())/1000)
+		last = now
+	}
+}
+
+// waitExeced waits (briefly) until the container's init has exec'd the user's command. Until
+// then PID 1 is libcontainer's Go init, which handles every signal and would exit with status
+// 2 on a SIGTERM sent by an early Stop. With withInit it also waits until berth's reaper has
+// started the command (it subscribes to signals before that; a signal arriving earlier would
+// be dropped, as PID 1 of a namespace ignores signals it has no handler for).
+func waitExeced(pid int, withInit bool) {
+	p := "/proc/" + strconv.Itoa(pid)
+	self := os.Args[0] + "\x00init\x00"
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(p + "/cmdline")
+		if err != nil {
+			return
+		}
+		if string(b) != self {
+			if !withInit {
+				return
+			}
+			c, err := os.ReadFile(p + "/task/" + strconv.Itoa(pid) + "/children")
+			if err != nil || len(c) > 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // waitProcess waits for the init process, records its exit and tears the container down.
 func (m *monitor) waitProcess(runDone chan struct{}) int {
 	m.mu.Lock()
 	p, ct, readers := m.proc, m.ct, m.readers
 	m.mu.Unlock()
 	ps, err := p.Wait()
+	m.tr("wait")
 	code := 255
 	if ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
@@ -483,7 +542,9 @@ func (m *monitor) waitProcess(runDone chan struct{}) int {
 	// Every process of the PID namespace is gone with its init; the output pipes drain now.
 	waitTimeout(readers, 2*time.Second)
 	m.logw.flush()
+	m.tr("oom+drain")
 	_ = ct.Destroy()
+	m.tr("destroy")
 	m.mu.Lock()
 	close(runDone)
 	if m.stdin != nil && m.stdin != m.pty {

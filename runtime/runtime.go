@@ -32,6 +32,11 @@ type Config struct {
 	Root    string // <berth root>/containers
 	RunRoot string // <run root>; the runtime uses <RunRoot>/libct and <RunRoot>/containers
 	Logger  *slog.Logger
+	// Shim is the binary re-executed for monitors, container init and the --init reaper.
+	// Default: $BERTH_SHIM, else "berth-shim" next to the running executable, else the running
+	// executable itself. A small shim (runtime/shim) makes starts and monitors much cheaper
+	// than re-executing the full berth binary.
+	Shim string
 }
 
 // Runtime creates and supervises containers. It is safe for concurrent use.
@@ -39,6 +44,7 @@ type Runtime struct {
 	root      string
 	runRoot   string
 	libctRoot string
+	shim      string
 	log       *slog.Logger
 
 	mu      sync.Mutex
@@ -60,6 +66,7 @@ func New(cfg Config) (*Runtime, error) {
 		libctRoot: filepath.Join(cfg.RunRoot, "libct"),
 		log:       log,
 		seccomp:   map[string]*configs.Seccomp{},
+		shim:      findShim(cfg.Shim),
 	}
 	for _, d := range []string{r.root, r.libctRoot, filepath.Join(r.runRoot, "containers")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -68,6 +75,23 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	quietLogrus()
 	return r, nil
+}
+
+// findShim picks the re-exec target (see Config.Shim).
+func findShim(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if p := os.Getenv("BERTH_SHIM"); p != "" {
+		return p
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "berth-shim")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return "/proc/self/exe"
 }
 
 // quietLogrus keeps libcontainer's global logrus logger from writing to the user's terminal;

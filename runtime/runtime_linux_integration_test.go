@@ -584,3 +584,41 @@ func TestMonitorSurvivesCLIExit(t *testing.T) {
 		t.Errorf("after the starting process exited: %+v, %v", st, err)
 	}
 }
+
+// TestInitReaperWithShim builds the static berth-shim and runs containers with Init through
+// it: the shim is then the monitor, libcontainer's init and PID 1 of the container.
+func TestInitReaperWithShim(t *testing.T) {
+	requireRoot(t)
+	shim := filepath.Join(t.TempDir(), "berth-shim")
+	cmd := exec.Command("go", "build", "-tags", "seccomp,osusergo,netgo,runc_nocriu",
+		"-ldflags", "-extldflags=-static", "-o", shim, "./shim")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("cannot build a static shim here: %v\n%s", err, out)
+	}
+	base := t.TempDir()
+	r, err := New(Config{Root: filepath.Join(base, "containers"), RunRoot: filepath.Join(base, "run"), Shim: shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{r: r, rootfs: busyboxRootfs(t), root: base}
+	code, out := e.run(t, []string{"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; (sleep 0.1 &); exit 7"}, func(c *ContainerConfig) { c.Init = true })
+	if code != 7 || !strings.Contains(out, initArg) {
+		t.Errorf("exit %d, out %q", code, out)
+	}
+	// The reaper forwards SIGTERM to the command, which then dies at once.
+	id := e.create(t, func(c *ContainerConfig) { c.Args = []string{"sleep", "1000"}; c.Init = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := r.Stop(ctx, id, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.Inspect(ctx, id)
+	if st.ExitCode != 143 || time.Since(t0) > 10*time.Second {
+		t.Errorf("stop through init: exit %d after %v", st.ExitCode, time.Since(t0))
+	}
+}

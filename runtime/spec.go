@@ -350,9 +350,12 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 		s.Mounts = append(s.Mounts, sm)
 	}
 	if c.Init {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("init: find berth binary: %w", err)
+		exe := r.shim
+		if exe == "/proc/self/exe" {
+			var err error
+			if exe, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("init: find berth binary: %w", err)
+			}
 		}
 		if !isStatic(exe) {
 			return nil, fmt.Errorf("init: the berth binary %s is dynamically linked and cannot run inside the container; build it static (-ldflags '-extldflags=-static'): %w", exe, ErrInvalid)

@@ -45,8 +45,15 @@ func TestFriendlyErrors(t *testing.T) {
 		{file: "missing-env-file-list.yaml", path: "services.web.env_file[0]", msg: "missing.env does not exist", hint: "required: false", line: 5},
 		{file: "bad-restart.yaml", path: "services.web.restart", msg: `"sometimes" is not a restart policy`, hint: "unless-stopped", line: 4},
 		{file: "undefined-network.yaml", path: "services.web.networks", msg: `network "front" is not declared`, hint: "networks:\n  front:", line: 4},
-		{file: "undefined-volume.yaml", path: "services.web.volumes", msg: `volume "data" is not declared`, hint: "volumes:\n  data:", line: 4},
+		{file: "undefined-volume.yaml", path: "services.web.volumes[0]", msg: `volume "data" is not declared`, hint: "volumes:\n  data:", line: 4},
 		{file: "extends-cycle.yaml", path: "services.a.extends", alt: "services.b.extends", msg: " -> ", hint: "cycle"},
+		{file: "depends-on-cycle.yaml", path: "services.a.depends_on", msg: "dependency cycle: a -> b -> c -> a", hint: "remove one", line: 4},
+		{file: "depends-on-disabled.yaml", path: "services.web.depends_on[0]", msg: `"debug", which is disabled by profiles`, hint: "--profile debug", line: 4},
+		{file: "invalid-service-name.yaml", path: "services.web app", msg: `"web app" is not a valid service name`, hint: `"web-app"`, line: 2},
+		{file: "include-missing.yaml", path: "include[0]", msg: "nothere.yaml does not exist", hint: "relative to the directory", line: 2},
+		{file: "extends-missing-file.yaml", path: "services.web.extends.file", msg: "nope.yaml does not exist", hint: "fix the path", line: 4},
+		{file: "bad-port-target.yaml", path: "services.web.ports[0].target", msg: `"abc" is not a whole number`, hint: "port number", line: 5},
+		{file: "bad-healthcheck.yaml", path: "services.web.healthcheck.test", msg: "must start with CMD", hint: `test: ["CMD"`, line: 5},
 		{file: "empty.yaml", msg: "empty", hint: "services:"},
 	}
 	for _, tt := range tests {
@@ -155,6 +162,31 @@ func TestClosest(t *testing.T) {
 	for in, want := range tests {
 		if got := closest(in, keys); got != want {
 			t.Errorf("closest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestValidKeysNested(t *testing.T) {
+	tests := []struct {
+		path []string
+		key  string
+	}{
+		{[]string{"networks", "front"}, "driver"},
+		{[]string{"volumes", "data"}, "external"},
+		{[]string{"services", "web", "build"}, "dockerfile"},
+		{[]string{"services", "web", "healthcheck"}, "interval"},
+		{[]string{"services", "web", "ports", "0"}, "published"},
+		{[]string{"services", "web", "deploy", "resources", "limits"}, "memory"},
+		{nil, "services"},
+	}
+	for _, tt := range tests {
+		keys := validKeys(tt.path)
+		found := false
+		for _, k := range keys {
+			found = found || k == tt.key
+		}
+		if !found {
+			t.Errorf("validKeys(%v) = %v, lacks %q", tt.path, keys, tt.key)
 		}
 	}
 }

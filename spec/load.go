@@ -28,7 +28,7 @@ type Options struct {
 	Environ     []string // os.Environ() style; nil = os.Environ()
 }
 
-// DefaultFileNames are the compose file names looked for, in order of preference, in the
+// defaultFileNames are the compose file names looked for, in order of preference, in the
 // working directory and then in each parent directory (as Compose does).
 var defaultFileNames = []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
 
@@ -59,7 +59,7 @@ type resolved struct {
 // into berth's model. Every user error is a *Error (errors.Is ErrInvalid, or ErrNotFound when
 // no compose file exists).
 func Load(ctx context.Context, opt Options) (*Project, error) {
-	cp, _, err := loadCompose(ctx, opt, false)
+	cp, err := loadCompose(ctx, opt, false)
 	if err != nil {
 		return nil, err
 	}
@@ -68,48 +68,55 @@ func Load(ctx context.Context, opt Options) (*Project, error) {
 
 // loadCompose runs compose-go and berth's own checks. With discardEnvFiles, env_file entries
 // are merged into environment and dropped, as `docker compose config` prints them.
-func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types.Project, *resolved, error) {
+func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types.Project, error) {
 	r, err := resolveOptions(opt)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := precheckFiles(r.files); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	fns := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(r.dir),
 		cli.WithEnv(r.env.Values()),
 		cli.WithProfiles(r.profiles),
 		cli.WithoutEnvironmentResolution,
+		// compose-go's consistency check has a cycle search that is cubic (or worse) in the
+		// number of services; checkConsistency does the same checks in linear time.
+		cli.WithConsistency(false),
 	}
 	if r.name != "" {
 		if loader.NormalizeProjectName(r.name) != r.name {
-			return nil, nil, projectNameError(r.name)
+			return nil, projectNameError(r.name)
 		}
 		fns = append(fns, cli.WithName(r.name))
 	}
 	po, err := cli.NewProjectOptions(r.files, fns...)
 	if err != nil {
-		return nil, nil, translate(err, r.files)
+		return nil, translate(err, r.files)
 	}
 	cp, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, nil, translate(err, r.files)
+		return nil, translate(err, r.files)
+	}
+	if err := checkConsistency(cp, r.files); err != nil {
+		return nil, err
 	}
 	if err := checkEnvFiles(cp, r.files); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cp, err = cp.WithServicesEnvironmentResolved(discardEnvFiles)
 	if err != nil {
-		return nil, nil, translate(err, r.files)
+		return nil, translate(err, r.files)
 	}
+	resolveDisabledEnvironment(cp)
 	// Like Compose (without --all-resources): resources no enabled service uses are not part
 	// of the project.
 	cp = cp.WithoutUnnecessaryResources()
 	if err := validateProject(cp, r.files); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return cp, r, nil
+	return cp, nil
 }
 
 // resolveOptions computes the environment, compose files, project directory, project name and
@@ -298,7 +305,7 @@ func mergeEnvFiles(env types.Mapping, files []string, required bool, loaded map[
 			Err:  errors.Join(ErrInvalid, err)}
 	}
 	env.Merge(vars)
-	applyBerthEnv(env, vars)
+	applyBerthEnv(env, env)
 	return nil
 }
 
@@ -395,4 +402,17 @@ func firstFileDir(cwd string, files []string) string {
 		}
 	}
 	return ""
+}
+
+// resolveDisabledEnvironment resolves env_file and environment of services disabled by
+// profiles too, so that a caller enabling one later sees the same environment Compose would.
+// Unlike for enabled services, a missing env_file is not an error here: it is reported if
+// and when the service is enabled.
+func resolveDisabledEnvironment(cp *types.Project) {
+	for name, s := range cp.DisabledServices {
+		tmp := types.Project{Environment: cp.Environment, Services: types.Services{name: s}}
+		if res, err := tmp.WithServicesEnvironmentResolved(false); err == nil {
+			cp.DisabledServices[name] = res.Services[name]
+		}
+	}
 }

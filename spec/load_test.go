@@ -455,3 +455,70 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoadDisabledServices(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "compose.yaml"), `services:
+  app:
+    image: busybox
+  debug:
+    image: busybox
+    profiles: [debug]
+    env_file: debug.env
+    environment:
+      B: from-environment
+  broken:
+    image: busybox
+    profiles: [never]
+    env_file: missing.env
+`)
+	write(t, filepath.Join(dir, "debug.env"), "A=from-file\nB=from-file\n")
+	p := load(t, Options{WorkingDir: dir})
+	if diff := cmp.Diff([]string{"app"}, p.ServiceNames()); diff != "" {
+		t.Errorf("enabled (-want +got):\n%s", diff)
+	}
+	if len(p.DisabledServices) != 2 || p.DisabledServices[1].Name != "debug" {
+		t.Fatalf("disabled = %+v", p.DisabledServices)
+	}
+	// A disabled service's env_file is resolved too; a missing one is no error while disabled.
+	if diff := cmp.Diff(map[string]string{"A": "from-file", "B": "from-environment"}, p.DisabledServices[1].Environment); diff != "" {
+		t.Errorf("debug environment (-want +got):\n%s", diff)
+	}
+	_, err := Load(context.Background(), Options{WorkingDir: dir, Profiles: []string{"never"}, Environ: []string{}})
+	var se *Error
+	if !errors.As(err, &se) || se.Path != "services.broken.env_file" {
+		t.Errorf("enabling the broken service: %v", err)
+	}
+}
+
+func TestDiscoverFileNames(t *testing.T) {
+	tests := []struct {
+		files []string
+		want  []string
+	}{
+		{[]string{"docker-compose.yml"}, []string{"docker-compose.yml"}},
+		{[]string{"docker-compose.yaml"}, []string{"docker-compose.yaml"}},
+		{[]string{"compose.yml", "docker-compose.yml"}, []string{"compose.yml"}},
+		{[]string{"compose.yaml", "compose.yml"}, []string{"compose.yaml"}},
+		{[]string{"docker-compose.yml", "docker-compose.override.yml"}, []string{"docker-compose.yml", "docker-compose.override.yml"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.files, "+"), func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tt.files {
+				write(t, filepath.Join(dir, f), "services:\n  app:\n    image: busybox\n")
+			}
+			got, err := discover(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, f := range tt.want {
+				want = append(want, filepath.Join(dir, f))
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("discover (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -18,7 +18,7 @@ func Render(ctx context.Context, opt Options, format string) ([]byte, error) {
 		return nil, &Error{Path: "--format", Msg: fmt.Sprintf("unsupported format %q", format),
 			Hint: `use --format yaml or --format json`, Err: ErrInvalid}
 	}
-	cp, _, err := loadCompose(ctx, opt, true)
+	cp, err := loadCompose(ctx, opt, true)
 	if err != nil {
 		return nil, err
 	}

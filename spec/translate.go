@@ -3,42 +3,78 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // compose-go reports most problems as plain strings. These patterns match the messages of
-// compose-go v2.16.2 so that they can be turned into *Error with a key path and a hint.
-var (
-	reValidating    = regexp.MustCompile(`(?s)^validating (.+?): (.*)$`)
-	reAdditional    = regexp.MustCompile(`^(\S*)\s*additional propert(?:y|ies) (.+) not allowed$`)
-	reFalseSchema   = regexp.MustCompile(`^(\S+) false schema$`)
-	reMustBe        = regexp.MustCompile(`^(\S+) must be an? (.+)$`)
-	reSchemaGeneric = regexp.MustCompile(`(?s)^(\S+) (.+)$`)
-	reParse         = regexp.MustCompile(`(?s)^failed to parse (.+?): (yaml: .*)$`)
-	reYAMLPos       = regexp.MustCompile(`line \d+(?:, column \d+)?: `)
-	reDupKey        = regexp.MustCompile(`line (\d+): mapping key "(.+)" already defined at line (\d+)`)
-	reInterpPath    = regexp.MustCompile(`error while interpolating (\S+): (.*)`)
-	reBadTemplate   = regexp.MustCompile(`(?s)invalid interpolation format for (\S+?)\.\n.*\n(.*)$`)
-	reDecoding      = regexp.MustCompile(`'([^']+)' (.+)`)
-	reDependsOn     = regexp.MustCompile(`service "(.+)" depends on undefined service "(.+)"`)
-	reNoImage       = regexp.MustCompile(`service "(.+)" has neither an image nor a build context specified`)
-	reContainerName = regexp.MustCompile(`services\.(scale|deploy\.replicas): can't set container_name and (.+) as container name must be unique`)
-	reEnvFile       = regexp.MustCompile(`env file (.+) not found`)
-	reUndefinedRef  = regexp.MustCompile(`service "(.+)" refers to undefined (network|volume|config|secret|build secret) ([^\s:]+)`)
-	reNetworkMode   = regexp.MustCompile(`service "(.+)" not found for network_mode 'service:(.+)'`)
-	rePort          = regexp.MustCompile(`^(invalid hostPort|invalid containerPort|invalid proto|invalid IP address)`)
-	reExtendsCycle  = regexp.MustCompile(`(?s)^Circular reference:\n\s+(\S+) in (\S+)`)
-	reIncludeCycle  = regexp.MustCompile(`(?s)^include cycle detected`)
-	reProjectName   = regexp.MustCompile(`invalid project name "(.*)"`)
-	reDistinct      = regexp.MustCompile(`^services\.(\S+?): can't set distinct values on '(.+)' and '(.+)'`)
-	reExtendsMiss   = regexp.MustCompile(`cannot extend service "(.+)" in (\S+): service "?(.+?)"? not found`)
-)
+// compose-go v2.16.2 so that they can be turned into *Error with a key path and a hint. They
+// are compiled on first use: berth re-executes itself for every container, and package
+// initialisation is paid on each start.
+type patterns struct {
+	composeFile   *regexp.Regexp
+	validating    *regexp.Regexp
+	additional    *regexp.Regexp
+	falseSchema   *regexp.Regexp
+	mustBe        *regexp.Regexp
+	schemaGeneric *regexp.Regexp
+	parse         *regexp.Regexp
+	yamlPos       *regexp.Regexp
+	dupKey        *regexp.Regexp
+	interpPath    *regexp.Regexp
+	badTemplate   *regexp.Regexp
+	decoding      *regexp.Regexp
+	dependsOn     *regexp.Regexp
+	noImage       *regexp.Regexp
+	containerName *regexp.Regexp
+	envFile       *regexp.Regexp
+	undefinedRef  *regexp.Regexp
+	networkMode   *regexp.Regexp
+	port          *regexp.Regexp
+	extendsCycle  *regexp.Regexp
+	includeCycle  *regexp.Regexp
+	projectName   *regexp.Regexp
+	distinct      *regexp.Regexp
+	openMissing   *regexp.Regexp
+	extendsMiss   *regexp.Regexp
+}
+
+var rx = sync.OnceValue(func() *patterns {
+	return &patterns{
+		composeFile:   regexp.MustCompile(`(?s)^compose file "(.+?)"(?: [^:]*)? is invalid: (.*)$`),
+		validating:    regexp.MustCompile(`(?s)^validating (.+?): (.*)$`),
+		additional:    regexp.MustCompile(`^(\S*)\s*additional propert(?:y|ies) (.+) not allowed$`),
+		falseSchema:   regexp.MustCompile(`^(\S+) false schema$`),
+		mustBe:        regexp.MustCompile(`^(\S+) must be an? (.+)$`),
+		schemaGeneric: regexp.MustCompile(`(?s)^(\S+) (.+)$`),
+		parse:         regexp.MustCompile(`(?s)^failed to parse (.+?): (yaml: .*)$`),
+		yamlPos:       regexp.MustCompile(`line \d+(?:, column \d+)?: `),
+		dupKey:        regexp.MustCompile(`line (\d+): mapping key "(.+)" already defined at line (\d+)`),
+		interpPath:    regexp.MustCompile(`error while interpolating (\S+): (.*)`),
+		badTemplate:   regexp.MustCompile(`(?s)invalid interpolation format for (\S+?)\.\n.*\n(.*)$`),
+		decoding:      regexp.MustCompile(`'([^']+)' (.+)`),
+		dependsOn:     regexp.MustCompile(`service "(.+)" depends on undefined service "(.+)"`),
+		noImage:       regexp.MustCompile(`service "(.+)" has neither an image nor a build context specified`),
+		containerName: regexp.MustCompile(`services\.(scale|deploy\.replicas): can't set container_name and (.+) as container name must be unique`),
+		envFile:       regexp.MustCompile(`env file (.+) not found`),
+		undefinedRef:  regexp.MustCompile(`service "(.+)" refers to undefined (network|volume|config|secret|build secret) ([^\s:]+)`),
+		networkMode:   regexp.MustCompile(`service "(.+)" not found for network_mode 'service:(.+)'`),
+		port:          regexp.MustCompile(`^(invalid hostPort|invalid containerPort|invalid proto|invalid IP address)`),
+		extendsCycle:  regexp.MustCompile(`(?s)^Circular reference:\n\s+(\S+) in (\S+)`),
+		includeCycle:  regexp.MustCompile(`(?s)^include cycle detected`),
+		projectName:   regexp.MustCompile(`invalid project name "(.*)"`),
+		distinct:      regexp.MustCompile(`^services\.(\S+?): can't set distinct values on '(.+)' and '(.+)'`),
+		openMissing:   regexp.MustCompile(`open (\S+): no such file or directory`),
+		extendsMiss:   regexp.MustCompile(`cannot extend service "(.+)" in (\S+): service "?(.+?)"? not found`),
+	}
+})
 
 // translate turns an error from compose-go into a *Error naming the file, key path and fix.
 func translate(err error, files []string) error {
@@ -53,11 +89,11 @@ func translate(err error, files []string) error {
 	msg := err.Error()
 
 	// Unwrap compose-go's "compose file %q is invalid: ..." decoration.
-	if m := regexp.MustCompile(`(?s)^compose file "(.+?)"(?: [^:]*)? is invalid: (.*)$`).FindStringSubmatch(msg); m != nil {
+	if m := rx().composeFile.FindStringSubmatch(msg); m != nil {
 		return &Error{File: m[1], Msg: m[2], Err: errors.Join(ErrInvalid, err)}
 	}
 
-	if m := reParse.FindStringSubmatch(msg); m != nil {
+	if m := rx().parse.FindStringSubmatch(msg); m != nil {
 		return yamlError(err, m[1], m[2])
 	}
 	if strings.HasPrefix(msg, "yaml: ") {
@@ -72,14 +108,14 @@ func translate(err error, files []string) error {
 		return yamlError(err, file, msg)
 	}
 
-	if m := reValidating.FindStringSubmatch(msg); m != nil {
+	if m := rx().validating.FindStringSubmatch(msg); m != nil {
 		return schemaError(err, m[1], m[2], docs)
 	}
 
 	var missing *template.MissingRequiredError
 	if errors.As(err, &missing) {
 		path := ""
-		if m := reInterpPath.FindStringSubmatch(msg); m != nil {
+		if m := rx().interpPath.FindStringSubmatch(msg); m != nil {
 			path = m[1]
 		}
 		e := invalid(err, "", path, fmt.Sprintf("required variable %s is not set", missing.Variable),
@@ -89,48 +125,65 @@ func translate(err error, files []string) error {
 		}
 		return locate(e, docs, path)
 	}
-	if m := reBadTemplate.FindStringSubmatch(msg); m != nil {
+	if m := rx().badTemplate.FindStringSubmatch(msg); m != nil {
 		e := invalid(err, "", m[1], fmt.Sprintf("invalid variable reference %q", m[2]),
 			"write ${NAME}, ${NAME:-default} or ${NAME:?error}; write $$ for a literal $")
 		return locate(e, docs, m[1])
 	}
-	if m := reInterpPath.FindStringSubmatch(msg); m != nil {
+	if m := rx().interpPath.FindStringSubmatch(msg); m != nil {
 		path, detail := m[1], m[2]
 		detail = strings.TrimPrefix(detail, "failed to cast to expected type: ")
 		e := invalid(err, "", path, "invalid value: "+cleanDetail(detail), typeHintFor(path, detail))
 		return locate(e, docs, path)
 	}
 
+	if m := rx().openMissing.FindStringSubmatch(msg); m != nil {
+		missing := m[1]
+		e := invalid(err, "", "", fmt.Sprintf("file %s does not exist", missing),
+			"fix the path: it is relative to the directory of the compose file that names it")
+		file, path, n := findScalar(docs, func(file, v string) bool {
+			return v == missing || absFrom(filepath.Dir(file), v) == missing
+		})
+		if n != nil {
+			e.File, e.Path, e.Line, e.Column = file, path, n.Line, n.Column
+		} else if len(docs) == 1 {
+			e.File = docs[0].file
+		}
+		return e
+	}
+	if m := rx().mustBe.FindStringSubmatch(msg); m != nil {
+		return schemaError(err, "", msg, docs)
+	}
 	if strings.HasPrefix(msg, "decoding failed") {
-		if m := reDecoding.FindStringSubmatch(msg); m != nil {
+		if m := rx().decoding.FindStringSubmatch(msg); m != nil {
 			path := decodePath(m[1])
 			e := invalid(err, "", path, "invalid value: "+cleanDetail(m[2]), typeHintFor(path, m[2]))
 			return locate(e, docs, path)
 		}
 	}
 
-	if m := reDependsOn.FindStringSubmatch(msg); m != nil {
+	if m := rx().dependsOn.FindStringSubmatch(msg); m != nil {
 		path := "services." + m[1] + ".depends_on"
 		e := invalid(err, "", path, fmt.Sprintf("depends on undefined service %q", m[2]), serviceHint(m[2], docs))
 		return locateDependsOn(e, docs, m[1], m[2])
 	}
-	if m := reNoImage.FindStringSubmatch(msg); m != nil {
+	if m := rx().noImage.FindStringSubmatch(msg); m != nil {
 		path := "services." + m[1]
 		e := invalid(err, "", path, "service has neither an image nor a build section",
 			"add image: NAME (e.g. image: nginx:1.27) or build: DIRECTORY (e.g. build: .)")
 		return locate(e, docs, path)
 	}
-	if m := reContainerName.FindStringSubmatch(msg); m != nil {
+	if m := rx().containerName.FindStringSubmatch(msg); m != nil {
 		path := "services." + m[2] + ".container_name"
 		e := invalid(err, "", path, fmt.Sprintf("container_name cannot be used with more than one replica (%s)", m[1]),
 			"remove container_name (berth names replicas <project>-"+m[2]+"-N), or set "+m[1]+" to 1")
 		return locate(e, docs, path)
 	}
-	if m := reEnvFile.FindStringSubmatch(msg); m != nil {
+	if m := rx().envFile.FindStringSubmatch(msg); m != nil {
 		return invalid(err, "", "env_file", fmt.Sprintf("env file %s does not exist", m[1]),
 			"create the file, fix the path (relative to the project directory), or mark it optional with required: false")
 	}
-	if m := reUndefinedRef.FindStringSubmatch(msg); m != nil {
+	if m := rx().undefinedRef.FindStringSubmatch(msg); m != nil {
 		kind := m[2]
 		key := map[string]string{"network": "networks", "volume": "volumes", "config": "configs", "secret": "secrets", "build secret": "secrets"}[kind]
 		path := "services." + m[1] + "." + key
@@ -138,13 +191,13 @@ func translate(err error, files []string) error {
 			fmt.Sprintf("declare it at the top level:\n%s:\n  %s: {}", key, m[3]))
 		return locate(e, docs, path)
 	}
-	if m := reNetworkMode.FindStringSubmatch(msg); m != nil {
+	if m := rx().networkMode.FindStringSubmatch(msg); m != nil {
 		return invalid(err, "", "network_mode", fmt.Sprintf("network_mode refers to undefined service %q", m[2]), serviceHint(m[2], docs))
 	}
-	if rePort.MatchString(msg) {
+	if rx().port.MatchString(msg) {
 		return portError(err, docs)
 	}
-	if m := reExtendsCycle.FindStringSubmatch(msg); m != nil {
+	if m := rx().extendsCycle.FindStringSubmatch(msg); m != nil {
 		path := "services." + m[1] + ".extends"
 		var chain []string
 		for _, l := range strings.Split(msg, "\n")[1:] {
@@ -157,14 +210,18 @@ func translate(err error, files []string) error {
 			"break the cycle: a service cannot extend itself, directly or through others")
 		return locate(e, docs, path)
 	}
-	if reIncludeCycle.MatchString(msg) {
+	if rx().includeCycle.MatchString(msg) {
 		return invalid(err, "", "include", msg, "remove the include that points back to a file already being included")
 	}
-	if m := reExtendsMiss.FindStringSubmatch(msg); m != nil {
-		return invalid(err, m[2], "services."+m[1]+".extends", fmt.Sprintf("extended service %q does not exist", m[3]),
-			"check extends.service (and extends.file) name an existing service")
+	if m := rx().extendsMiss.FindStringSubmatch(msg); m != nil {
+		e := invalid(err, m[2], "services."+m[1]+".extends", fmt.Sprintf("extended service %q does not exist", m[3]),
+			"check that extends.service (and extends.file) name an existing service")
+		if c := closest(m[3], serviceNames(docs)); c != "" && c != m[3] {
+			e.Hint = fmt.Sprintf("did you mean %q?", c)
+		}
+		return locate(e, docs, e.Path)
 	}
-	if m := reProjectName.FindStringSubmatch(msg); m != nil {
+	if m := rx().projectName.FindStringSubmatch(msg); m != nil {
 		return projectNameError(m[1])
 	}
 	if msg == "project name must not be empty" {
@@ -178,7 +235,7 @@ func translate(err error, files []string) error {
 		}
 		return &Error{File: f, Msg: "the compose file is empty", Hint: "declare at least one service under services:", Err: ErrInvalid}
 	}
-	if m := reDistinct.FindStringSubmatch(msg); m != nil {
+	if m := rx().distinct.FindStringSubmatch(msg); m != nil {
 		path := "services." + m[1]
 		e := invalid(err, "", path, fmt.Sprintf("%s and %s are both set, to different values", m[2], m[3]),
 			fmt.Sprintf("keep only one of %s and %s", m[2], m[3]))
@@ -205,10 +262,10 @@ func yamlError(err error, file, detail string) *Error {
 		e.Line, _ = strconv.Atoi(last[1])
 		e.Column, _ = strconv.Atoi(last[2])
 	}
-	if locs := reYAMLPos.FindAllStringIndex(detail, -1); len(locs) > 0 {
+	if locs := rx().yamlPos.FindAllStringIndex(detail, -1); len(locs) > 0 {
 		e.Msg = "invalid YAML: " + strings.TrimSpace(detail[locs[len(locs)-1][1]:])
 	}
-	if m := reDupKey.FindStringSubmatch(detail); m != nil {
+	if m := rx().dupKey.FindStringSubmatch(detail); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Column = 0
 		e.Msg = fmt.Sprintf("invalid YAML: key %q appears twice in the same mapping (first at line %s)", m[2], m[3])
@@ -222,23 +279,23 @@ func yamlError(err error, file, detail string) *Error {
 
 func schemaError(err error, file, detail string, docs []yamlDoc) *Error {
 	detail = strings.TrimSpace(detail)
-	if m := reAdditional.FindStringSubmatch(detail); m != nil {
+	if m := rx().additional.FindStringSubmatch(detail); m != nil {
 		parent := m[1]
 		keys := strings.Split(m[2], ", ")
 		key := strings.Trim(keys[0], "'\"")
 		return unknownKey(err, file, parent, key, docs)
 	}
-	if m := reFalseSchema.FindStringSubmatch(detail); m != nil {
+	if m := rx().falseSchema.FindStringSubmatch(detail); m != nil {
 		segs := splitPath(m[1])
 		key := segs[len(segs)-1]
 		return unknownKey(err, file, strings.Join(segs[:len(segs)-1], "."), key, docs)
 	}
-	if m := reMustBe.FindStringSubmatch(detail); m != nil {
+	if m := rx().mustBe.FindStringSubmatch(detail); m != nil {
 		want := strings.ReplaceAll(m[2], "array", "list")
 		e := &Error{File: file, Path: m[1], Msg: "must be a " + want, Hint: typeHintFor(m[1], want), Err: errors.Join(ErrInvalid, err)}
 		return locate(e, docs, m[1])
 	}
-	if m := reSchemaGeneric.FindStringSubmatch(detail); m != nil {
+	if m := rx().schemaGeneric.FindStringSubmatch(detail); m != nil {
 		e := &Error{File: file, Path: m[1], Msg: m[2], Err: errors.Join(ErrInvalid, err)}
 		return locate(e, docs, m[1])
 	}
@@ -249,6 +306,15 @@ func unknownKey(err error, file, parent, key string, docs []yamlDoc) *Error {
 	path := key
 	if parent != "" {
 		path = parent + "." + key
+	}
+	switch parent {
+	case "services", "networks", "volumes", "secrets", "configs", "models":
+		// The schema allows any name matching a pattern here: the name itself is wrong.
+		kind := strings.TrimSuffix(parent, "s")
+		e := &Error{File: file, Path: path, Msg: fmt.Sprintf("%q is not a valid %s name", key, kind),
+			Hint: fmt.Sprintf("use only letters, digits, '.', '_' and '-', e.g. %q", nameSuggestion(key)),
+			Err:  errors.Join(ErrInvalid, err)}
+		return locate(e, docs, path)
 	}
 	e := &Error{File: file, Path: path, Msg: fmt.Sprintf("unknown key %q", key), Err: errors.Join(ErrInvalid, err)}
 	valid := validKeys(splitPath(parent))
@@ -282,6 +348,8 @@ func typeHintFor(path, detail string) string {
 		return "write a mapping (KEY: value) or a list of \"KEY=value\" strings"
 	case "command", "entrypoint":
 		return `write a string (command: npm start) or a list (command: ["npm", "start"])`
+	case "target", "published":
+		return "write a port number (1-65535), e.g. 8080"
 	case "scale", "replicas", "pids_limit", "cpu_shares", "retries":
 		return "write a whole number, e.g. 2"
 	case "interval", "timeout", "start_period", "start_interval", "stop_grace_period":
@@ -306,6 +374,9 @@ func cleanDetail(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, `strconv.ParseFloat: parsing `); i >= 0 {
 		return strings.TrimSuffix(s[i+len(`strconv.ParseFloat: parsing `):], ": invalid syntax") + " is not a number"
+	}
+	if i := strings.Index(s, `strconv.Atoi: parsing `); i >= 0 {
+		return strings.TrimSuffix(s[i+len(`strconv.Atoi: parsing `):], ": invalid syntax") + " is not a whole number"
 	}
 	if i := strings.Index(s, `strconv.ParseInt: parsing `); i >= 0 {
 		return strings.TrimSuffix(s[i+len(`strconv.ParseInt: parsing `):], ": invalid syntax") + " is not a whole number"
@@ -415,4 +486,20 @@ func portError(err error, docs []yamlDoc) *Error {
 		}
 	}
 	return e
+}
+
+func nameSuggestion(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteRune('-')
+		}
+	}
+	if b.Len() == 0 {
+		return "app"
+	}
+	return b.String()
 }

@@ -66,6 +66,10 @@ func validateProject(cp *types.Project, files []string) error {
 			return fail(invalid(nil, "", servicePath(name, "restart"), fmt.Sprintf("%q is not a restart policy", s.Restart),
 				`use one of "no", "always", "on-failure", "on-failure:N" (N retries) or "unless-stopped"`))
 		}
+		if s.MemLimit < 0 {
+			return fail(invalid(nil, "", servicePath(name, "mem_limit"), "memory limit must not be negative",
+				`write a size with a unit, e.g. mem_limit: 512m`))
+		}
 		if s.MemLimit != 0 && s.MemLimit < minMemory {
 			return fail(invalid(nil, "", servicePath(name, "mem_limit"), fmt.Sprintf("memory limit %d bytes is below the 6 MiB minimum", s.MemLimit),
 				`write a size with a unit, e.g. mem_limit: 512m (a bare number is bytes)`))
@@ -84,10 +88,6 @@ func validateProject(cp *types.Project, files []string) error {
 		if s.CPUS < 0 {
 			return fail(invalid(nil, "", servicePath(name, "cpus"), "cpus must not be negative",
 				`write a positive number of CPUs, e.g. cpus: 0.5`))
-		}
-		if s.MemLimit < 0 {
-			return fail(invalid(nil, "", servicePath(name, "mem_limit"), "memory limit must not be negative",
-				`write a size with a unit, e.g. mem_limit: 512m`))
 		}
 		for i, p := range s.Ports {
 			path := fmt.Sprintf("services.%s.ports[%d]", name, i)

@@ -43,8 +43,10 @@ func parseDocs(files []string) []yamlDoc {
 	return docs
 }
 
-// splitPath turns "services.web.ports[0]" or "services.web.ports.0" into its segments.
+// splitPath turns "services.web.ports[0]" or "services.web.ports.0" into its segments. "[]"
+// or "*" stand for any element (compose-go reports some paths that way).
 func splitPath(p string) []string {
+	p = strings.ReplaceAll(p, "[]", ".*")
 	p = strings.ReplaceAll(p, "[", ".")
 	p = strings.ReplaceAll(p, "]", "")
 	var out []string
@@ -59,38 +61,111 @@ func splitPath(p string) []string {
 // lookup finds the node at path in n. For a mapping entry it returns the key node (where the
 // user wrote the key) and the value node.
 func lookup(n *yaml.Node, path []string) (key, val *yaml.Node) {
-	val = n
-	for _, seg := range path {
-		if val == nil {
-			return nil, nil
+	key, val, _ = lookupConcrete(n, path)
+	return key, val
+}
+
+// lookupConcrete is lookup that also returns the concrete path, with "*" segments replaced by
+// the index or key that matched.
+func lookupConcrete(n *yaml.Node, path []string) (key, val *yaml.Node, concrete []string) {
+	if len(path) == 0 {
+		return nil, n, nil
+	}
+	if n == nil {
+		return nil, nil, nil
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	seg, rest := path[0], path[1:]
+	try := func(k, v *yaml.Node, name string) (*yaml.Node, *yaml.Node, []string, bool) {
+		if len(rest) == 0 {
+			return k, v, []string{name}, true
 		}
-		if val.Kind == yaml.AliasNode {
-			val = val.Alias
+		rk, rv, rc := lookupConcrete(v, rest)
+		if rv == nil {
+			return nil, nil, nil, false
 		}
-		switch val.Kind {
-		case yaml.MappingNode:
-			var found bool
-			for i := 0; i+1 < len(val.Content); i += 2 {
-				if val.Content[i].Value == seg {
-					key, val = val.Content[i], val.Content[i+1]
-					found = true
-					break
+		return rk, rv, append([]string{name}, rc...), true
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if seg == "*" || n.Content[i].Value == seg {
+				if k, v, c, ok := try(n.Content[i], n.Content[i+1], n.Content[i].Value); ok {
+					return k, v, c
 				}
 			}
-			if !found {
-				return nil, nil
+		}
+	case yaml.SequenceNode:
+		if seg == "*" {
+			for i, it := range n.Content {
+				if k, v, c, ok := try(it, it, strconv.Itoa(i)); ok {
+					return k, v, c
+				}
 			}
-		case yaml.SequenceNode:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(val.Content) {
-				return nil, nil
-			}
-			key, val = val.Content[i], val.Content[i]
-		default:
-			return nil, nil
+			return nil, nil, nil
+		}
+		i, err := strconv.Atoi(seg)
+		if err != nil || i < 0 || i >= len(n.Content) {
+			return nil, nil, nil
+		}
+		if k, v, c, ok := try(n.Content[i], n.Content[i], seg); ok {
+			return k, v, c
 		}
 	}
-	return key, val
+	return nil, nil, nil
+}
+
+// joinPath renders segments as "services.web.ports[0].target".
+func joinPath(segs []string) string {
+	var b strings.Builder
+	for i, s := range segs {
+		if _, err := strconv.Atoi(s); err == nil && i > 0 {
+			b.WriteString("[" + s + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteString(".")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// findScalar returns the first scalar (in file order) for which match is true, with its path.
+func findScalar(docs []yamlDoc, match func(file, value string) bool) (file, path string, node *yaml.Node) {
+	for _, d := range docs {
+		if d.root == nil {
+			continue
+		}
+		var walk func(n *yaml.Node, segs []string) ([]string, *yaml.Node)
+		walk = func(n *yaml.Node, segs []string) ([]string, *yaml.Node) {
+			switch n.Kind {
+			case yaml.ScalarNode:
+				if match(d.file, n.Value) {
+					return segs, n
+				}
+			case yaml.MappingNode:
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if p, f := walk(n.Content[i+1], append(segs[:len(segs):len(segs)], n.Content[i].Value)); f != nil {
+						return p, f
+					}
+				}
+			case yaml.SequenceNode:
+				for i, it := range n.Content {
+					if p, f := walk(it, append(segs[:len(segs):len(segs)], strconv.Itoa(i))); f != nil {
+						return p, f
+					}
+				}
+			}
+			return nil, nil
+		}
+		if p, n := walk(d.root, nil); n != nil {
+			return d.file, joinPath(p), n
+		}
+	}
+	return "", "", nil
 }
 
 // locate fills e.File/Line/Column with the first file holding path (or the given file when set).
@@ -100,9 +175,12 @@ func locate(e *Error, docs []yamlDoc, path string) *Error {
 		if d.root == nil || (e.File != "" && e.File != d.file) {
 			continue
 		}
-		k, _ := lookup(d.root, segs)
+		k, _, concrete := lookupConcrete(d.root, segs)
 		if k == nil {
 			continue
+		}
+		if strings.Contains(e.Path, "[]") || strings.Contains(e.Path, "*") {
+			e.Path = joinPath(concrete)
 		}
 		e.File = d.file
 		e.Line, e.Column = k.Line, k.Column

@@ -4,10 +4,8 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -528,6 +526,3 @@ func (s *Store) loadOCIManifest(ctx context.Context, ar archive, d v1.Descriptor
 		return ar.open(n)
 	}}, ingestOptions{refs: refs, progress: opt.Progress})
 }
-
-var _ = errors.New
-var _ fs.FileMode

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,29 +70,41 @@ func (s *Store) newBlobWriter() (*blobWriter, error) {
 
 func (w *blobWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
+	if w.h != nil {
+		w.h.Write(p[:n])
+	}
 	w.n += int64(n)
 	return n, err
 }
+
+// trustDigest stops hashing: the caller hashes the very same bytes itself and passes the
+// result to Commit (saves a second sha256 pass over every imported layer).
+func (w *blobWriter) trustDigest() { w.h = nil }
 
 func (w *blobWriter) Digest() string { return "sha256:" + hex.EncodeToString(w.h.Sum(nil)) }
 
 // Commit verifies (if want is not empty) and stores the blob; it returns its digest.
 func (w *blobWriter) Commit(want string) (string, error) {
 	defer w.Abort()
-	got := w.Digest()
+	if w.h == nil && want == "" {
+		return "", fmt.Errorf("blob: no digest: %w", ErrDigest)
+	}
+	got := want
+	if w.h != nil {
+		got = w.Digest()
+	}
 	if want != "" && want != got {
 		return "", fmt.Errorf("blob: expected %s, got %s: %w", want, got, ErrDigest)
+	}
+	dst, _ := w.s.BlobPath(got)
+	if _, err := os.Stat(dst); err == nil {
+		return got, nil // already stored (Abort discards this copy)
 	}
 	if err := w.f.Sync(); err != nil {
 		return "", fmt.Errorf("blob %s: %w", got, err)
 	}
 	if err := w.f.Close(); err != nil {
 		return "", fmt.Errorf("blob %s: %w", got, err)
-	}
-	dst, _ := w.s.BlobPath(got)
-	if _, err := os.Stat(dst); err == nil {
-		return got, nil
 	}
 	if err := os.Chmod(w.f.Name(), 0o600); err != nil {
 		return "", err
@@ -126,24 +137,6 @@ func (s *Store) putBlob(data []byte) (string, error) {
 		return "", err
 	}
 	return w.Commit("")
-}
-
-// copyBlob stores what r yields, verifying it against want if want is set.
-func (s *Store) copyBlob(r io.Reader, want string) (string, int64, error) {
-	if want != "" && s.hasBlob(want) {
-		return want, -1, nil
-	}
-	w, err := s.newBlobWriter()
-	if err != nil {
-		return "", 0, err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		w.Abort()
-		return "", 0, fmt.Errorf("write blob: %w", err)
-	}
-	n := w.n
-	d, err := w.Commit(want)
-	return d, n, err
 }
 
 type hasher struct{ h hash.Hash }

@@ -26,6 +26,7 @@ type extractOptions struct {
 // path is resolved inside dir (symlinks included, with openat2 RESOLVE_IN_ROOT), ".." escapes
 // and hardlinks out of the layer are rejected with ErrUnsafeLayer, device nodes are skipped,
 // and entries declaring more than MaxEntrySize bytes are rejected. It returns the content size.
+// The caller syncs the result (syncLayer) before committing it.
 func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptions) (int64, error) {
 	if opt.MaxEntrySize <= 0 {
 		opt.MaxEntrySize = DefaultMaxEntrySize
@@ -89,9 +90,6 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 			x.meta(pfd, base, -1, d.hdr, false)
 		}
 		unix.Close(pfd)
-	}
-	if err := unix.Syncfs(rootfd); err != nil {
-		return 0, fmt.Errorf("sync layer: %w", err)
 	}
 	return size, nil
 }
@@ -346,6 +344,20 @@ func removeAt(dirfd int, name string) error {
 	f.Close()
 	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	return nil
+}
+
+// syncLayer flushes a freshly unpacked layer to disk (one syncfs for the whole tree: much
+// cheaper than an fsync per file).
+func syncLayer(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync layer: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync layer: %w", err)
 	}
 	return nil
 }

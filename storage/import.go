@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 )
 
 // ImportOptions control Import and ImportDir.
@@ -161,6 +161,7 @@ func (s *Store) Create(ctx context.Context, opt CreateOptions) (Image, error) {
 			return Image{}, err
 		}
 		defer bw.Abort()
+		bw.trustDigest() // unpack hashes the same bytes: the blob of a tar layer is its diff
 		diff, _, err := s.unpack(ctx, r, bw, "", func(diff string) (string, string) {
 			chains := ChainIDs(append(append([]string{}, diffs...), diff))
 			parent := ""

@@ -49,13 +49,19 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantD
 	if bw != nil {
 		w = io.MultiWriter(h, bw)
 	}
-	tee := io.TeeReader(r, w)
+	aw := newAsyncWriter(w) // hash (and copy) on another core while this one unpacks
+	tee := io.TeeReader(r, aw)
 	size, err := extractLayer(ctx, tee, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize()})
+	if err == nil {
+		if _, err = io.Copy(io.Discard, tee); err != nil { // tar padding past the end marker
+			err = fmt.Errorf("read layer: %w", err)
+		}
+	}
+	if werr := aw.Close(); err == nil && werr != nil {
+		err = fmt.Errorf("write layer blob: %w", werr)
+	}
 	if err != nil {
 		return "", 0, err
-	}
-	if _, err := io.Copy(io.Discard, tee); err != nil { // tar padding past the end marker
-		return "", 0, fmt.Errorf("read layer: %w", err)
 	}
 	diff := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if wantDiff != "" && diff != wantDiff {
@@ -69,6 +75,9 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantD
 	chain, parent := name(diff)
 	if s.hasLayer(chain) {
 		return diff, size, nil
+	}
+	if err := syncLayer(tmp); err != nil {
+		return "", 0, err
 	}
 	short := strings.TrimPrefix(chain, "sha256:")[:16]
 	meta := layerMeta{ChainID: chain, DiffID: diff, Parent: parent, Size: size, Short: short}

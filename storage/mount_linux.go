@@ -98,6 +98,11 @@ func (s *Store) Mount(ctx context.Context, containerID, imageID string) (string,
 		}
 	}
 	os.Chmod(dir, 0o700)
+	cunlock, err := s.lockFile(filepath.Join("mounts", containerID, "lock"), unix.LOCK_EX)
+	if err != nil {
+		return "", fmt.Errorf("mount %s: %w", containerID, err)
+	}
+	defer cunlock()
 	rb, _ := json.Marshal(mountRecord{ContainerID: containerID, ImageID: img.ID, ChainIDs: img.ChainIDs})
 	if err := writeFileAtomic(filepath.Join(dir, "mount.json"), rb, 0o600); err != nil {
 		return "", err
@@ -282,6 +287,17 @@ func (s *Store) Unmount(ctx context.Context, containerID string) error {
 		return err
 	}
 	merged := s.RootFS(containerID)
+	if _, err := os.Stat(s.mountDir(containerID)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	cunlock, err := s.lockFile(filepath.Join("mounts", containerID, "lock"), unix.LOCK_EX)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", containerID, err)
+	}
+	defer cunlock()
 	for i := 0; i < 8; i++ {
 		ok, err := isMountPoint(merged)
 		if err != nil {

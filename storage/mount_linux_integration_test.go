@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -77,6 +78,14 @@ func TestMountWritesLandInUpper(t *testing.T) {
 	if err := os.Remove(filepath.Join(rootfs, "etc/base")); err != nil {
 		t.Fatal(err)
 	}
+	// Replace a lower directory: overlay makes the new one opaque in the upper layer.
+	if err := os.RemoveAll(filepath.Join(rootfs, "data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(rootfs, "data", "fresh"), []byte("f"), 0o644)
 	if b, _ := os.ReadFile(filepath.Join(s.UpperDir("c1"), "written")); string(b) != "w" {
 		t.Errorf("write did not land in upper")
 	}
@@ -97,6 +106,34 @@ func TestMountWritesLandInUpper(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r2, "etc/base")); !os.IsNotExist(err) {
 		t.Errorf("committed deletion missing: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r2, "data/new")); !os.IsNotExist(err) {
+		t.Errorf("committed opaque directory shows lower content: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r2, "data/fresh")); err != nil {
+		t.Errorf("committed directory content missing: %v", err)
+	}
+	// The committed layer is a proper OCI diff: whiteout and opaque markers, no device nodes.
+	var diff bytes.Buffer
+	if err := WriteTar(ctx, &diff, s.UpperDir("c1"), true); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	tr := tar.NewReader(&diff)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+		if h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock {
+			t.Errorf("device node %s in diff", h.Name)
+		}
+	}
+	for _, n := range []string{"etc/.wh.base", "data/.wh..wh..opq", "data/fresh", "written"} {
+		if !names[n] {
+			t.Errorf("diff lacks %s (has %v)", n, names)
+		}
 	}
 	// Remounting on another image is refused.
 	if _, err := s.Mount(ctx, "c1", "base"); !errors.Is(err, ErrConflict) {
@@ -125,6 +162,9 @@ func TestMountWritesLandInUpper(t *testing.T) {
 	}
 }
 
+// TestMount128Layers mounts a 128-layer image with the mount API in use (one lowerdir+ per
+// layer) and also checks that the fallback's option string (short l/ links, relative to the
+// store root) fits in a page and mounts.
 func TestMount128Layers(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()
@@ -143,20 +183,7 @@ func TestMount128Layers(t *testing.T) {
 			t.Errorf("f%03d: %q %v", i, b, err)
 		}
 	}
-}
 
-func TestMountLegacyOptionString(t *testing.T) {
-	requireRoot(t)
-	ctx := context.Background()
-	s := openStore(t)
-	parent := ""
-	for i := 0; i < 128; i++ {
-		img, err := s.Create(ctx, CreateOptions{Parent: parent, Layer: bytes.NewReader(mkTar(t, tarEntry{name: fmt.Sprintf("f%03d", i), body: fmt.Sprint(i)}))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		parent = img.ID
-	}
 	img, _ := s.Resolve(ctx, parent)
 	var rel []string
 	for i := len(img.ChainIDs) - 1; i >= 0; i-- {
@@ -171,7 +198,7 @@ func TestMountLegacyOptionString(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	t.Cleanup(func() { s.RemoveContainerLayer(context.Background(), "legacy") })
-	opts := "lowerdir=" + joinColon(rel) + ",upperdir=mounts/legacy/upper,workdir=mounts/legacy/work"
+	opts := "lowerdir=" + strings.Join(rel, ":") + ",upperdir=mounts/legacy/upper,workdir=mounts/legacy/work"
 	if len(opts) >= os.Getpagesize() {
 		t.Fatalf("option string %d bytes", len(opts))
 	}
@@ -183,13 +210,42 @@ func TestMountLegacyOptionString(t *testing.T) {
 	}
 }
 
-func joinColon(l []string) string {
-	out := ""
-	for i, s := range l {
-		if i > 0 {
-			out += ":"
-		}
-		out += s
+// TestGCKeepsLayersInUse removes (with force) and prunes an image a container is mounted on:
+// its layers stay until the container's layer is removed.
+func TestGCKeepsLayersInUse(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	s := openStore(t)
+	img, err := s.Import(ctx, bytes.NewReader(mkTar(t, tarEntry{name: "f", body: "data"})), ImportOptions{Ref: "used"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	rootfs := mountForTest(t, s, "user", "used")
+	if _, err := s.Remove(ctx, "used", RemoveOptions{}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("remove image under a container: %v", err)
+	}
+	if _, err := s.Remove(ctx, "used", RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, true, RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !s.hasLayer(img.ChainIDs[0]) {
+		t.Fatal("layer under a mounted container was removed")
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "f")); err != nil || string(b) != "data" {
+		t.Fatalf("rootfs after GC: %q %v", b, err)
+	}
+	if err := s.RemoveContainerLayer(ctx, "user"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, true, RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.hasLayer(img.ChainIDs[0]) {
+		t.Error("layer not freed after the container layer was removed")
+	}
 }

@@ -149,9 +149,9 @@ func (s *Store) Pull(ctx context.Context, ref string, opt PullOptions) (Image, e
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: platform %s: %w", FamiliarRef(refString(r)), plat.String(), err)
 	}
-	if cf, err := img.ConfigFile(); err == nil && desc.MediaType.IsIndex() {
+	if cf, err := img.ConfigFile(); err == nil && (desc.MediaType.IsIndex() || opt.Platform != "") {
 		if cf.OS != plat.OS || cf.Architecture != plat.Architecture {
-			return Image{}, fmt.Errorf("pull %s: no image for platform %s: %w", FamiliarRef(refString(r)), plat.String(), ErrNotFound)
+			return Image{}, fmt.Errorf("pull %s: the image is for %s/%s, not %s: %w", FamiliarRef(refString(r)), cf.OS, cf.Architecture, plat.String(), ErrNotFound)
 		}
 	}
 	rawMan, err := img.RawManifest()

@@ -71,14 +71,24 @@ func Open(root string) (*Store, error) {
 	}
 	s := &Store{root: root}
 	s.sweep()
+	// The session lock is created under a name the sweep ignores, locked, and only then renamed
+	// to <session>.lock; the scratch directory is made after that, so a concurrent sweep never
+	// sees a live session's scratch without its held lock.
 	sess := randomHex(8)
-	lf, err := os.OpenFile(filepath.Join(root, "tmp", sess+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	locking := filepath.Join(root, "tmp", sess+".locking")
+	lf, err := os.OpenFile(locking, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
 		lf.Close()
+		os.Remove(locking)
 		return nil, fmt.Errorf("open store %s: lock session: %w", root, err)
+	}
+	if err := os.Rename(locking, filepath.Join(root, "tmp", sess+".lock")); err != nil {
+		lf.Close()
+		os.Remove(locking)
+		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	if err := os.Mkdir(filepath.Join(root, "tmp", sess), 0o700); err != nil {
 		lf.Close()
@@ -135,6 +145,13 @@ func (s *Store) sweep() {
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".lock") || live[name] {
+			continue
+		}
+		if strings.HasSuffix(name, ".locking") {
+			// A session being opened right now, or one that died in Open: remove only old ones.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(tmp, name))
+			}
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(tmp, name+".lock")); err == nil {

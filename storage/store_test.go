@@ -5,10 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 type tarEntry struct {
@@ -105,5 +109,78 @@ func TestImportResolveTag(t *testing.T) {
 	}
 	if img2.ChainIDs[0] != img.ChainIDs[0] {
 		t.Errorf("layer not shared")
+	}
+}
+
+func TestConcurrentImportsShareLayer(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "storage")
+	data := mkTar(t, tarEntry{name: "a", body: strings.Repeat("a", 1<<20)}, tarEntry{name: "b", body: "b"})
+	errc := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func(i int) {
+			s, err := Open(root)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer s.Close()
+			_, err = s.Import(ctx, bytes.NewReader(data), ImportOptions{Ref: fmt.Sprintf("c:%d", i)})
+			errc <- err
+		}(i)
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openStoreAt(t, root)
+	imgs, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := 0
+	for _, img := range imgs {
+		tags += len(img.RepoTags)
+	}
+	if tags != 4 {
+		t.Errorf("%d tags, want 4", tags)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "layers")); len(ents) != 1 {
+		t.Errorf("%d layers, want 1 shared", len(ents))
+	}
+}
+
+func openStoreAt(t *testing.T, root string) *Store {
+	t.Helper()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestParseChanges(t *testing.T) {
+	c, err := ParseChanges(ImageConfig{Env: []string{"A=0", "PATH=/bin"}}, []string{
+		"ENV A=1", "ENV B two words", `CMD echo hi`, `ENTRYPOINT ["/init"]`, "EXPOSE 80 53/udp",
+		`VOLUME ["/data"]`, "WORKDIR /srv", "WORKDIR app", "USER 1000:1000", `LABEL a=b "c"="d e"`,
+		"STOPSIGNAL SIGINT", "HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ImageConfig{
+		Env: []string{"PATH=/bin", "A=1", "B=two words"}, Cmd: []string{"/bin/sh", "-c", "echo hi"}, Entrypoint: []string{"/init"},
+		ExposedPorts: []string{"80/tcp", "53/udp"}, Volumes: []string{"/data"}, WorkingDir: "/srv/app", User: "1000:1000",
+		Labels: map[string]string{"a": "b"}, StopSignal: "SIGINT",
+		Healthcheck: &Healthcheck{Test: []string{"CMD-SHELL", "curl -f http://localhost/"}, Interval: 5 * time.Second, Retries: 3},
+	}
+	want.Labels[`"c"`] = "d e"
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("ParseChanges (-want +got):\n%s", diff)
+	}
+	if _, err := ParseChanges(ImageConfig{}, []string{"RUN rm -rf /"}); !errors.Is(err, ErrInvalidFormat) {
+		t.Errorf("RUN accepted: %v", err)
 	}
 }

@@ -323,48 +323,46 @@ func composeAttach(ctx context.Context, a *app, s *composeSession, services []st
 	if err != nil {
 		return composeFail(err)
 	}
-	logCtx, cancelLogs := context.WithCancel(ctx)
-	defer cancelLogs()
 	width := 0
 	for _, c := range cs {
 		width = max(width, len(composeShortName(s.p.Name, c)))
 	}
-	exitCode := 0
-	aborted := false
+	// Interrupts reach both run's signal.NotifyContext (the first one cancels ctx) and kill;
+	// RunAttached drops the first and kills on the next.
+	kill := make(chan os.Signal, 2)
+	signal.Notify(kill, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(kill)
+	exitCode, aborted := 0, false
 	out := a.stdout
-	err = s.e.FollowLogs(logCtx, cs, engine.LogOptions{Tail: -1, Follow: true, UntilExit: true},
+	grace := time.Duration(f.timeout) * time.Second
+	opt := engine.AttachOptions{Tail: -1, Grace: &grace, Kill: kill, Progress: composeNewProgress(a)}
+	stopCtx := ctx
+	stopped, err := s.e.RunAttached(stopCtx, s.p, services, cs, opt,
 		func(c engine.ContainerInfo, l engine.LogLine) {
 			composeWriteLine(out, composeShortName(s.p.Name, c), width, l, f.noLogPrefix, f.timestamps)
 		},
-		func(c engine.ContainerInfo) {
+		func(c engine.ContainerInfo) bool {
 			fmt.Fprintf(out, "%s exited with code %d\n", composeShortName(s.p.Name, c), c.ExitCode)
-			svc := c.Labels[planner.LabelService]
-			if f.exitCodeFrom != "" && svc == f.exitCodeFrom {
+			if f.exitCodeFrom != "" && c.Labels[planner.LabelService] == f.exitCodeFrom {
 				exitCode = c.ExitCode
 			}
-			if f.abortOnExit && !aborted {
+			if f.abortOnExit && !aborted && ctx.Err() == nil {
 				aborted = true
 				if f.exitCodeFrom == "" {
 					exitCode = c.ExitCode
 				}
-				cancelLogs()
+				fmt.Fprintln(a.stderr, "Aborting on container exit...")
+				return true
 			}
+			return false
 		})
-	if err != nil && ctx.Err() == nil && !aborted {
+	if err != nil {
 		return composeFail(err)
 	}
-	if ctx.Err() != nil || aborted {
-		fmt.Fprintln(a.stderr, "Gracefully stopping... (press Ctrl+C again to force)")
-		kill := make(chan os.Signal, 1)
-		signal.Notify(kill, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(kill)
-		sctx := context.WithoutCancel(ctx)
-		grace := time.Duration(f.timeout) * time.Second
-		if err := s.e.StopOrKill(sctx, s.p, services, &grace, composeNewProgress(a), kill); err != nil {
-			return composeFail(err)
-		}
+	if stopped && ctx.Err() != nil {
+		fmt.Fprintln(a.stderr, "Stopped.")
 	}
-	if f.exitCodeFrom != "" && exitCode == 0 && aborted {
+	if f.exitCodeFrom != "" && exitCode == 0 {
 		// The selected service may not be the one that ended the run: read its exit code.
 		if cs, err := s.e.Select(context.WithoutCancel(ctx), s.p, []string{f.exitCodeFrom}, false); err == nil {
 			for _, c := range cs {
@@ -669,7 +667,8 @@ func composeLogsCmd(a *app) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVarP(&follow, "follow", "f", false, "Follow log output")
+	// -f is the global --file flag, so follow has no shorthand here.
+	fl.BoolVar(&follow, "follow", false, "Follow log output")
 	fl.StringVarP(&tail, "tail", "n", "all", "Number of lines to show from the end of the logs for each container")
 	fl.BoolVarP(&timestamps, "timestamps", "t", false, "Show timestamps")
 	fl.BoolVar(&noPrefix, "no-log-prefix", false, "Don't print prefix in logs")
@@ -899,7 +898,8 @@ func composeRunCmd(a *app) *cobra.Command {
 	fl.BoolVarP(&interactive, "interactive", "i", true, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&servicePorts, "service-ports", "P", false, "Run command with all service's ports enabled and mapped to the host")
 	fl.StringArrayVarP(&env, "env", "e", nil, "Set environment variables")
-	fl.StringArrayVarP(&publish, "publish", "p", nil, "Publish a container's port(s) to the host")
+	// -p is the global --project-name flag, so publish has no shorthand here.
+	fl.StringArrayVar(&publish, "publish", nil, "Publish a container's port(s) to the host")
 	fl.StringArrayVarP(&volumes, "volume", "v", nil, "Bind mount a volume")
 	fl.StringVar(&entrypoint, "entrypoint", "", "Override the entrypoint of the image")
 	fl.StringVarP(&user, "user", "u", "", "Run as specified username or uid")

@@ -135,7 +135,7 @@ func configHashes(p *spec.Project, sel string) ([]string, error) {
 			hint := "services: " + strings.Join(p.ServiceNames(), ", ")
 			for _, d := range p.DisabledServices {
 				if d.Name == n {
-					hint = fmt.Sprintf("%q is disabled by profiles: enable one of them with --profile %s", n, strings.Join(d.Profiles, " --profile "))
+					hint = fmt.Sprintf("%q is disabled by profiles: enable it with --profile %s", n, strings.Join(d.Profiles, " or --profile "))
 				}
 			}
 			return nil, &spec.Error{Path: "--hash", Msg: fmt.Sprintf("no such service: %s", n), Hint: hint, Err: spec.ErrInvalid}

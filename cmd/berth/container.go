@@ -51,7 +51,28 @@ func addContainerCommands(root *cobra.Command, a *app) {
 		containerPortCmd(a), containerRenameCmd(a), containerStatsCmd(a), containerAttachCmd(a),
 		containerPruneCmd(a),
 	)
+	containerShadowGlobals(c)
 	root.AddCommand(c)
+}
+
+// containerShadowGlobals gives every subcommand hidden local "file" and "project-name" flags.
+// Cobra merges the root's persistent flags into each command and panics when a shorthand is
+// taken twice; Docker's -f (--follow, --force, --filter, --format) and -p (--publish) would
+// collide with the global -f/--file and -p/--project-name, which these commands do not use.
+// A local flag of the same name keeps the global one out.
+func containerShadowGlobals(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		f := sub.Flags()
+		if f.Lookup("file") == nil {
+			f.StringArray("file", nil, "")
+			_ = f.MarkHidden("file")
+		}
+		if f.Lookup("project-name") == nil {
+			f.String("project-name", "", "")
+			_ = f.MarkHidden("project-name")
+		}
+		containerShadowGlobals(sub)
+	}
 }
 
 // containerParts are what container commands work with.
@@ -192,6 +213,7 @@ func containerRunFlags(cmd *cobra.Command, o *containerRunOpts, run bool) {
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	f.StringVarP(&o.user, "user", "u", "", "User (name|uid[:group|gid])")
 	f.StringVar(&o.entrypoint, "entrypoint", "", "Override the image's entrypoint")
+	f.Bool("help", false, "help for "+cmd.Name()) // -h is --hostname, as in Docker
 	f.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
 	f.StringVar(&o.restart, "restart", "no", "Restart policy: no, always, on-failure[:N], unless-stopped")
 	f.StringVarP(&o.memory, "memory", "m", "", "Memory limit (e.g. 256m)")
@@ -257,6 +279,8 @@ func containerCreateCmd(a *app) *cobra.Command {
 }
 
 func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []string, start bool) error {
+	tr := containerTracer()
+	defer tr("done")
 	if len(o.publish) > 0 {
 		return &exitError{code: 1, err: errors.New("-p/--publish is not supported by `berth container run` yet; use a Compose file with ports, or --network host")}
 	}
@@ -269,7 +293,9 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		return err
 	}
 	defer s.Close()
+	tr("open")
 	img, err := s.Resolve(ctx, args[0])
+	tr("resolve")
 	if err != nil {
 		return &exitError{code: 125, err: fmt.Errorf("image %s: %w (import, load, build or pull it first)", args[0], err)}
 	}
@@ -278,7 +304,9 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 	if err != nil {
 		return &exitError{code: 125, err: err}
 	}
+	tr("config")
 	rootfs, err := s.Mount(ctx, id, img.ID)
+	tr("mount")
 	if err != nil {
 		return fmt.Errorf("mount image: %w", err)
 	}
@@ -290,6 +318,7 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		return &exitError{code: code, err: err}
 	}
 	s.Close()
+	tr("create")
 	if !start {
 		fmt.Fprintln(a.stdout, id)
 		return nil
@@ -307,6 +336,7 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		return nil
 	}
 	code, err := containerAttachRun(ctx, a, p, id, o.interactive, o.tty, true)
+	tr("run")
 	if o.rm {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -331,6 +361,20 @@ func containerSetAutoRemove(ctx context.Context, a *app, p *containerParts, id s
 		return err
 	}
 	return p.rt.SetAutoRemove(ctx, id, []string{exe, "--root", a.opts.Root, "--run-root", a.opts.RunRoot, "container", "rm", "-f", "-v", id})
+}
+
+// containerTracer prints phase timings to stderr when BERTH_TRACE is set.
+func containerTracer() func(string) {
+	if os.Getenv("BERTH_TRACE") == "" {
+		return func(string) {}
+	}
+	t0 := time.Now()
+	last := t0
+	return func(phase string) {
+		now := time.Now()
+		fmt.Fprintf(os.Stderr, "trace %-8s +%6.1fms (total %6.1fms)\n", phase, float64(now.Sub(last).Microseconds())/1000, float64(now.Sub(t0).Microseconds())/1000)
+		last = now
+	}
 }
 
 // containerAttachRun starts (start) or attaches to the container with the terminal attached.

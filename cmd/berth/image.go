@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"text/template"
 	"time"
@@ -674,7 +676,10 @@ func imageProgress(a *app, quiet bool) func(storage.Progress) {
 		return nil
 	}
 	tty := imageIsTerminal(a.stdout) && a.opts.Progress != "plain"
+	var mu sync.Mutex // layers report from several goroutines
 	return func(p storage.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		switch p.Status {
 		case "Downloading", "Pushing":
 			if !tty || p.Total <= 0 {
@@ -785,8 +790,18 @@ func imagePullCmd(a *app) *cobra.Command {
 				if !quiet {
 					fmt.Fprintf(a.stdout, "%s: Pulling from %s\n", tag, repo)
 				}
+				var downloaded atomic.Bool
+				show := imageProgress(a, quiet)
+				progress := func(p storage.Progress) {
+					if p.Status == "Pull complete" {
+						downloaded.Store(true)
+					}
+					if show != nil {
+						show(p)
+					}
+				}
 				img, err := s.Pull(cmd.Context(), ref, storage.PullOptions{Platform: platform, RegistryOptions: storage.RegistryOptions{
-					Insecure: insecure, AuthFile: authFile, Progress: imageProgress(a, quiet)}})
+					Insecure: insecure, AuthFile: authFile, Progress: progress}})
 				if err != nil {
 					return err
 				}
@@ -795,7 +810,11 @@ func imagePullCmd(a *app) *cobra.Command {
 						_, d := imageSplitTag(img.RepoDigests[len(img.RepoDigests)-1])
 						fmt.Fprintf(a.stdout, "Digest: %s\n", d)
 					}
-					fmt.Fprintf(a.stdout, "Status: Image is up to date for %s\n", storage.FamiliarRef(n))
+					if downloaded.Load() {
+						fmt.Fprintf(a.stdout, "Status: Downloaded newer image for %s\n", storage.FamiliarRef(n))
+					} else {
+						fmt.Fprintf(a.stdout, "Status: Image is up to date for %s\n", storage.FamiliarRef(n))
+					}
 				}
 				fmt.Fprintln(a.stdout, n)
 				return nil
@@ -892,7 +911,7 @@ func imageLoginCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&user, "username", "u", "", "Username")
-	cmd.Flags().StringVarP(&password, "password", "p", "", "Password")
+	cmd.Flags().StringVar(&password, "password", "", "Password")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "Take the password from stdin")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "Allow plain HTTP to this registry (always allowed for localhost)")
 	cmd.Flags().StringVar(&authFile, "authfile", "", "Docker config file for credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)")

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/spec"
@@ -62,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(a)
-	root.SetArgs(args)
+	root.SetArgs(expandGlobalShorthands(root, args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -100,13 +102,17 @@ and exits; every container keeps running under its own small monitor.`,
 				level = slog.LevelDebug
 			}
 			a.logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			configureLogrus(a.stderr, a.opts.Debug)
 			return nil
 		},
 	}
 	root.CompletionOptions.HiddenDefaultCmd = false
 	f := root.PersistentFlags()
-	f.StringArrayVarP(&a.opts.Files, "file", "f", nil, "Compose configuration files (repeatable; merged in order)")
-	f.StringVarP(&a.opts.ProjectName, "project-name", "p", "", "Project name")
+	// -f and -p are Compose's shorthands for --file and --project-name. Docker's commands use the
+	// same letters for their own flags (rm -f, logs -f, run -p), so the shorthands are expanded
+	// by expandGlobalShorthands rather than registered here.
+	f.StringArrayVar(&a.opts.Files, "file", nil, "Compose configuration files, -f (repeatable; merged in order)")
+	f.StringVar(&a.opts.ProjectName, "project-name", "", "Project name, -p")
 	f.StringVar(&a.opts.ProjectDir, "project-directory", "", "Alternate working directory (default: the first compose file's directory)")
 	f.StringArrayVar(&a.opts.EnvFiles, "env-file", nil, "Alternate environment files (repeatable)")
 	f.StringArrayVar(&a.opts.Profiles, "profile", nil, "Profiles to enable (repeatable)")
@@ -125,6 +131,7 @@ and exits; every container keeps running under its own small monitor.`,
 	addVolumeCommands(root, a)
 	addNetworkCommands(root, a)
 	addConvertCommand(root, a)
+	addBuildCommands(root, a)
 	return root
 }
 
@@ -152,4 +159,71 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// globalShorthands are the root's shorthands that subcommands may reuse for flags of their own.
+var globalShorthands = map[string]string{"-f": "--file", "-p": "--project-name"}
+
+// expandGlobalShorthands rewrites -f and -p into --file and --project-name where they mean the
+// global flags: always before the subcommand (`berth -f x.yaml up`), and after it only when the
+// subcommand has no -f or -p of its own (`berth up -f x.yaml`, but `berth logs -f` follows).
+func expandGlobalShorthands(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil {
+		cmd = root
+	}
+	out := make([]string, 0, len(args))
+	seenCommand := false
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		short, value, hasValue := strings.Cut(arg, "=")
+		long, isGlobal := globalShorthands[short]
+		if !isGlobal && len(arg) > 2 && arg[0] == '-' && arg[1] != '-' {
+			// -fFILE
+			if l, ok := globalShorthands[arg[:2]]; ok {
+				long, isGlobal, value, hasValue = l, true, arg[2:], true
+			}
+		}
+		if isGlobal && (!seenCommand || cmd.LocalNonPersistentFlags().ShorthandLookup(short[1:]) == nil) {
+			if hasValue {
+				out = append(out, long+"="+value)
+			} else {
+				out = append(out, long)
+			}
+			continue
+		}
+		if !seenCommand && !strings.HasPrefix(arg, "-") && (i == 0 || !takesValue(root, args[i-1])) {
+			seenCommand = true
+		}
+		out = append(out, arg)
+	}
+	return out
+}
+
+// takesValue reports whether a root flag written as arg consumes the next argument.
+func takesValue(root *cobra.Command, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") {
+		return false
+	}
+	if _, ok := globalShorthands[arg]; ok {
+		return true
+	}
+	f := root.PersistentFlags().Lookup(strings.TrimLeft(arg, "-"))
+	return f != nil && f.Value.Type() != "bool"
+}
+
+// configureLogrus tames the global logrus logger that compose-go and libcontainer write to:
+// warnings reach the user as plain "WARN[...]" lines, debug output only with --debug.
+func configureLogrus(w io.Writer, debug bool) {
+	logrus.SetOutput(w)
+	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
+	if debug {
+		logrus.SetLevel(logrus.DebugLevel)
+	} else {
+		logrus.SetLevel(logrus.WarnLevel)
+	}
 }

@@ -96,6 +96,7 @@ func wireEngine(a *app, w *wireParts, who string) (*engine.Engine, error) {
 	if w.store != nil {
 		cfg.Images = wireImages{s: w.store}
 		cfg.Layers = wireLayers{s: w.store}
+		cfg.Builder = buildNewComposeBuilder(a, w.store)
 	}
 	if w.rt != nil {
 		r := wireRuntime{r: w.rt}

@@ -5,11 +5,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,6 +74,7 @@ type wireEnv struct {
 	root    string
 	runRoot string
 	dir     string // project directory
+	env     []string
 }
 
 func newWireEnv(t *testing.T, scenario string) *wireEnv {
@@ -91,7 +99,11 @@ func newWireEnv(t *testing.T, scenario string) *wireEnv {
 		if err != nil {
 			t.Logf("cleanup down: %v\n%s", err, out)
 		}
-		os.RemoveAll(runRoot)
+		// netns keeps <run root>/netns as a shared bind mount for the namespaces' mounts.
+		_ = syscall.Unmount(filepath.Join(runRoot, "netns"), syscall.MNT_DETACH)
+		if err := os.RemoveAll(runRoot); err != nil {
+			t.Logf("cleanup run root: %v", err)
+		}
 	})
 	return e
 }
@@ -143,6 +155,7 @@ func (e *wireEnv) berthCtx(ctx context.Context, args ...string) (string, error) 
 	full := append([]string{"--root", e.root, "--run-root", e.runRoot, "--progress", "plain"}, args...)
 	cmd := exec.CommandContext(ctx, e.bin, full...)
 	cmd.Dir = e.dir
+	cmd.Env = append(os.Environ(), e.env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -196,6 +209,21 @@ func TestE2EBasic(t *testing.T) {
 	if !strings.Contains(logs, "web-1  | web starting") {
 		t.Errorf("logs web:\n%s", logs)
 	}
+	// exec runs in the service's container; run makes a one-off container and removes it.
+	if out := e.mustBerth("exec", "-T", "web", "cat", "/www/index.html"); !strings.Contains(out, "hello-from-web") {
+		t.Errorf("exec web cat: %q", out)
+	}
+	if out := e.mustBerth("run", "--rm", "-T", "client", "sh", "-c", "wget -q -O - http://web:8080/index.html; echo one-off $$"); !strings.Contains(out, "hello-from-web") || !strings.Contains(out, "one-off") {
+		t.Errorf("run --rm client: %q", out)
+	}
+	if out, err := e.berth("exec", "-T", "web", "sh", "-c", "exit 7"); err == nil {
+		t.Errorf("exec exit 7 succeeded: %s", out)
+	} else if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() != 7 {
+		t.Errorf("exec exit code = %d, want 7", ee.ExitCode())
+	}
+	if ps := e.mustBerth("ps", "-a"); strings.Contains(ps, "-run-") {
+		t.Errorf("run --rm left its container:\n%s", ps)
+	}
 	// A second up has nothing to do.
 	plan := e.mustBerth("up", "--dry-run")
 	if strings.TrimSpace(plan) != "nothing to do" {
@@ -212,4 +240,264 @@ func TestE2EBasic(t *testing.T) {
 	if out, _ := exec.Command("ip", "-o", "link", "show", "type", "bridge").CombinedOutput(); strings.Contains(string(out), "e2ebasic") {
 		t.Errorf("bridge left after down:\n%s", out)
 	}
+}
+
+// wirePsRow is one line of `ps --format json`.
+type wirePsRow struct {
+	ID, Name, Service, State, Health string
+	ExitCode                         int
+}
+
+func (e *wireEnv) ps(args ...string) []wirePsRow {
+	e.t.Helper()
+	out := e.mustBerth(append([]string{"ps", "--format", "json"}, args...)...)
+	var rows []wirePsRow
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r wirePsRow
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			e.t.Fatalf("ps json %q: %v", line, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func wireIDs(rows []wirePsRow) map[string]string {
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.Name] = r.ID
+	}
+	return out
+}
+
+func TestE2EDependsOnConditions(t *testing.T) {
+	e := newWireEnv(t, "depends")
+	start := time.Now()
+	e.mustBerth("up", "-d")
+	// web starts only after init completed and db is healthy (db needs ~2s).
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("up returned after %v, before db could be healthy", d)
+	}
+	rows := e.ps("-a")
+	state := map[string]wirePsRow{}
+	for _, r := range rows {
+		state[r.Service] = r
+	}
+	if r := state["init"]; r.State != "exited" || r.ExitCode != 0 {
+		t.Errorf("init = %+v, want exited 0", r)
+	}
+	if r := state["db"]; r.State != "running" || r.Health != "healthy" {
+		t.Errorf("db = %+v, want running healthy", r)
+	}
+	e.eventually(10*time.Second, func() string {
+		out, _ := e.berth("logs", "web")
+		if !strings.Contains(out, "init done") || !strings.Contains(out, "web saw db") {
+			return "web logs:\n" + out
+		}
+		return ""
+	})
+}
+
+func TestE2EScaleAndRecreate(t *testing.T) {
+	e := newWireEnv(t, "scale")
+	e.mustBerth("up", "-d")
+	first := wireIDs(e.ps())
+	if len(first) != 1 || first["e2escale-web-1"] == "" {
+		t.Fatalf("after up: %v", first)
+	}
+	// Scaling up adds replicas and never recreates the existing one.
+	e.mustBerth("up", "-d", "--scale", "web=3")
+	got := wireIDs(e.ps())
+	if len(got) != 3 || got["e2escale-web-1"] != first["e2escale-web-1"] {
+		t.Fatalf("after scale 3: %v (web-1 was %s)", got, first["e2escale-web-1"])
+	}
+	// Nothing changed: nothing recreated.
+	e.mustBerth("up", "-d", "--scale", "web=3")
+	if again := wireIDs(e.ps()); len(again) != 3 || again["e2escale-web-3"] != got["e2escale-web-3"] {
+		t.Fatalf("no-op up changed containers: %v -> %v", got, again)
+	}
+	// Scaling down removes the highest numbers.
+	e.mustBerth("scale", "web=1")
+	down := wireIDs(e.ps("-a"))
+	if len(down) != 1 || down["e2escale-web-1"] != first["e2escale-web-1"] {
+		t.Fatalf("after scale 1: %v", down)
+	}
+	// A config change recreates.
+	e.env = []string{"E2E_VALUE=two"}
+	e.mustBerth("up", "-d")
+	re := wireIDs(e.ps())
+	if len(re) != 1 || re["e2escale-web-1"] == "" || re["e2escale-web-1"] == first["e2escale-web-1"] {
+		t.Fatalf("after config change: %v (was %v)", re, first)
+	}
+	e.eventually(10*time.Second, func() string {
+		out, _ := e.berth("logs", "web")
+		if !strings.Contains(out, "value=two") {
+			return "logs after recreate:\n" + out
+		}
+		return ""
+	})
+}
+
+func TestE2EVolumesPersist(t *testing.T) {
+	e := newWireEnv(t, "volumes")
+	e.mustBerth("up", "-d")
+	e.eventually(10*time.Second, func() string {
+		if out, _ := e.berth("logs", "app"); !strings.Contains(out, "none") {
+			return "first run logs:\n" + out
+		}
+		return ""
+	})
+	e.mustBerth("down", "-t", "1")
+	e.mustBerth("up", "-d")
+	e.eventually(10*time.Second, func() string {
+		if out, _ := e.berth("logs", "app"); !strings.Contains(out, "app-1  | run") {
+			return "second run did not see the first run's data:\n" + out
+		}
+		return ""
+	})
+	vol := filepath.Join(e.root, "volumes", "e2evol_data")
+	if _, err := os.Stat(vol); err != nil {
+		t.Fatalf("volume: %v", err)
+	}
+	e.mustBerth("down", "-v", "-t", "1")
+	if _, err := os.Stat(vol); !os.IsNotExist(err) {
+		t.Errorf("down -v left the volume: %v", err)
+	}
+}
+
+func TestE2EPublishedPort(t *testing.T) {
+	e := newWireEnv(t, "ports")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e.env = []string{fmt.Sprintf("E2E_PORT=%d", port)}
+	e.mustBerth("up", "-d")
+	url := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
+	e.eventually(15*time.Second, func() string {
+		c := http.Client{Timeout: time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			return "GET " + url + ": " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), "published-ok") {
+			return "GET " + url + ": " + string(b)
+		}
+		return ""
+	})
+	if out := e.mustBerth("port", "web", "8080"); strings.TrimSpace(out) != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Errorf("port web 8080 = %q", out)
+	}
+	e.mustBerth("down", "-t", "0")
+	c := http.Client{Timeout: time.Second}
+	if resp, err := c.Get(url); err == nil {
+		resp.Body.Close()
+		t.Errorf("port still answers after down")
+	}
+}
+
+func TestE2EExitCodeFrom(t *testing.T) {
+	e := newWireEnv(t, "exitcode")
+	out, err := e.berth("up", "--exit-code-from", "job", "-t", "1")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("up --exit-code-from job: err = %v, want exit status 3\n%s", err, out)
+	}
+	for _, want := range []string{"job-1     | job failing", "server-1  | server up", "job-1 exited with code 3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, r := range e.ps("-a") {
+		if r.State == "running" {
+			t.Errorf("%s still running after the run ended", r.Name)
+		}
+	}
+}
+
+func TestE2EFailureReportsLogs(t *testing.T) {
+	e := newWireEnv(t, "failing")
+	out, err := e.berth("up", "-d")
+	if err == nil {
+		t.Fatalf("up succeeded with a failing dependency:\n%s", out)
+	}
+	for _, want := range []string{"bad", "fatal: config file missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("failure output lacks %q:\n%s", want, out)
+		}
+	}
+	// The dependent was never created.
+	for _, r := range e.ps("-a") {
+		if r.Service == "after" {
+			t.Errorf("dependent created after its dependency failed: %+v", r)
+		}
+	}
+}
+
+func TestE2EAttachedInterrupt(t *testing.T) {
+	e := newWireEnv(t, "attached")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	full := []string{"--root", e.root, "--run-root", e.runRoot, "--progress", "plain", "up", "-t", "5"}
+	cmd := exec.CommandContext(ctx, e.bin, full...)
+	cmd.Dir = e.dir
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := wireLockedWriter{mu: &mu, b: &out}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	output := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
+	e.eventually(20*time.Second, func() string {
+		if s := output(); !strings.Contains(s, "db-1   | db up") || !strings.Contains(s, "web-1  | web up") {
+			return "attached output never showed both services:\n" + s
+		}
+		return ""
+	})
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("berth up after Ctrl-C: %v, want exit 130", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("graceful stop took %v", d)
+	}
+	s := output()
+	for _, want := range []string{"Gracefully stopping", "web got TERM", "db got TERM"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	// web depends on db, so web stops first.
+	if i, j := strings.Index(s, "web got TERM"), strings.Index(s, "db got TERM"); i < 0 || j < 0 || i > j {
+		t.Errorf("want web stopped before db:\n%s", s)
+	}
+	for _, r := range e.ps("-a") {
+		if r.State != "exited" {
+			t.Errorf("%s is %s after Ctrl-C, want exited", r.Name, r.State)
+		}
+	}
+}
+
+type wireLockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w wireLockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

@@ -15,11 +15,17 @@
 // creates nothing. Cache entries are untagged images in the store; storage's GC keeps them
 // like any image until Prune removes them.
 //
-// On disk: <CacheDir>/<key hex> holds the image ID of a step (written atomically). CacheDir
-// defaults to <store root>/buildcache.
+// Build results are recorded too (<key>.final), so that an unchanged rebuild returns the same
+// image ID; Prune forgets them without deleting those images.
+//
+// On disk: <CacheDir>/<key hex>[.final] holds the image ID of a step (written atomically);
+// <CacheDir>/.hashes-*.json remembers content digests of context files by inode, size, mtime
+// and ctime, so unchanged files are not read again. CacheDir defaults to
+// <store root>/buildcache.
 package build
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -181,7 +187,9 @@ func Build(ctx context.Context, store Store, runner Runner, opt Options) (string
 		store: store, runner: runner, opt: opt, df: df, bctx: bctx,
 		cache: cache{dir: opt.CacheDir}, out: &progress{w: pw, prefix: opt.Name},
 		stageState: map[int]*state{},
+		hasher:     newFileHasher(opt.CacheDir, bctx.dir),
 	}
+	defer b.hasher.save()
 	for _, w := range df.warnings {
 		b.out.printf("WARNING: %s", w)
 	}
@@ -220,6 +228,14 @@ func readDockerfile(opt Options) (string, []byte, error) {
 	if shown == "" {
 		shown = "Dockerfile"
 	}
+	if filepath.IsAbs(shown) {
+		// Name it as the user most likely wrote it: relative to the current directory.
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, shown); err == nil && !strings.HasPrefix(rel, "..") {
+				shown = rel
+			}
+		}
+	}
 	return shown, b, nil
 }
 
@@ -234,6 +250,7 @@ type builder struct {
 	out        *progress
 	stageState map[int]*state // finished stages
 	usedArgs   map[string]bool
+	hasher     *fileHasher
 }
 
 func (b *builder) build(ctx context.Context) (string, error) {
@@ -303,8 +320,12 @@ func (b *builder) finish(ctx context.Context, st *state) (string, error) {
 	}
 	st.cfg = cfg
 	id := st.image
-	if st.dirty || id == "" {
-		key := stepKey(st.image, st.cfg, "final", strings.Join(st.pending, "\n"))
+	key := stepKey(st.image, st.cfg, "final", strings.Join(st.pending, "\n")) + finalSuffix
+	if !st.dirty && id != "" {
+		if b.cache.get(key) != id {
+			b.cache.put(key, id) // the last step's image is the result: mark it as one
+		}
+	} else {
 		if hit, ok := b.lookup(ctx, key); ok {
 			id = hit.ID
 		} else {
@@ -321,6 +342,10 @@ func (b *builder) finish(ctx context.Context, st *state) (string, error) {
 	}
 	b.out.printf("writing image %s", id)
 	for _, t := range b.opt.Tags {
+		if cur, err := b.store.Resolve(ctx, t); err == nil && cur.ID == id {
+			b.out.printf("naming to %s", t)
+			continue // already there: no index write
+		}
 		if err := b.store.Tag(ctx, id, t); err != nil {
 			return "", fmt.Errorf("tag %s: %w", t, err)
 		}
@@ -391,7 +416,7 @@ type lineWriter struct {
 func (l *lineWriter) Write(b []byte) (int, error) {
 	l.buf = append(l.buf, b...)
 	for {
-		i := strings.IndexByte(string(l.buf), '\n')
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			break
 		}

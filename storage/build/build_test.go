@@ -139,9 +139,9 @@ func TestScratchCopyStaticBinary(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"src/go.mod":  "module hello\n\ngo 1.21\n",
-		"src/main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+		"src/main.go": "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"hello\\n\") }\n",
 	})
-	cmd := exec.Command(goBin, "build", "-o", filepath.Join(dir, "bin", "web"), ".")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "bin", "web"), ".")
 	cmd.Dir = filepath.Join(dir, "src")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -338,6 +338,10 @@ CMD ["/a"]
 	if i1.ID == i2.ID || !contains(i2.Config.Env, "V=2") {
 		t.Errorf("build arg change ignored: %v", i2.Config.Env)
 	}
+	held, err := CachedImages(s.Root(), "")
+	if err != nil || len(held) == 0 || held[fourth.ID] {
+		t.Errorf("CachedImages = %v, %v", held, err)
+	}
 	// Prune drops the cache's untagged images, keeps the tagged one.
 	res, err := Prune(context.Background(), s, "")
 	if err != nil {
@@ -348,6 +352,11 @@ CMD ["/a"]
 	}
 	if _, err := s.Resolve(context.Background(), "cached:1"); err != nil {
 		t.Errorf("tagged image pruned: %v", err)
+	}
+	for _, img := range []storage.Image{fourth, i1, i2} {
+		if _, err := s.Resolve(context.Background(), img.ID); err != nil {
+			t.Errorf("untagged build result %s pruned: %v", img.ID, err)
+		}
 	}
 	if _, out := mustBuild(t, s, dir, df, Options{}); strings.Contains(out, "CACHED") {
 		t.Errorf("cache survived prune:\n%s", out)
@@ -698,5 +707,98 @@ func TestTreeWhiteoutsAndSymlinks(t *testing.T) {
 		if d := cmp.Diff([]string{"abs", "bin", "keep", "opq", "usr"}, names); d != "" {
 			t.Errorf("readDir(root): %s", d)
 		}
+	}
+}
+
+func openBenchStore(b *testing.B) (*storage.Store, error) {
+	return storage.Open(filepath.Join(b.TempDir(), "storage"))
+}
+
+func writeFilesB(b *testing.B, dir string, files map[string]string) {
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestHeredocs(t *testing.T) {
+	s := openStore(t)
+	m := &fakeMounter{Store: s, dirs: map[string]string{}}
+	dir := t.TempDir()
+	df := "FROM scratch\nENV NAME=berth\nCOPY <<EOF /etc/app.conf\nname=\"$NAME\"\nEOF\nCOPY <<'RAW' <<B /d/\nraw $NAME\nRAW\nb\nB\nRUN <<EOT\necho one\necho two\nEOT\nRUN cat <<'X' > /f\nhello\nX\n"
+	r := &fakeRunner{}
+	id, err := Build(context.Background(), m, r, Options{ContextDir: dir, DockerfileInline: df})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := s.Resolve(context.Background(), id)
+	for p, want := range map[string]string{"/etc/app.conf": "name=\"berth\"\n", "/d/RAW": "raw $NAME\n", "/d/B": "b\n"} {
+		if got, _ := readImageFile(t, s, img, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if len(r.calls) != 2 {
+		t.Fatalf("calls = %d", len(r.calls))
+	}
+	if d := cmp.Diff([]string{"/bin/sh", "-c", "echo one\necho two\n"}, r.calls[0].Args); d != "" {
+		t.Errorf("RUN <<EOT: %s", d)
+	}
+	if d := cmp.Diff([]string{"/bin/sh", "-c", "cat <<'X' > /f\nhello\nX\n"}, r.calls[1].Args); d != "" {
+		t.Errorf("RUN cat <<X: %s", d)
+	}
+}
+
+func TestChownByName(t *testing.T) {
+	s := openStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n",
+		"group":  "root:x:0:\nstaff:x:50:\n",
+		"f":      "f",
+	})
+	df := "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY --chown=app f /a\nCOPY --chown=app:staff f /b\nCOPY --chown=10 f /c\n"
+	img, _ := mustBuild(t, s, dir, df, Options{})
+	want := map[string][2]int{"a": {1001, 1002}, "b": {1001, 50}, "c": {10, 10}}
+	for name, ids := range want {
+		// Each COPY is its own layer: find the header in the layer that has the file.
+		found := false
+		for i := range img.ChainIDs {
+			sub := storage.Image{Layers: img.Layers[:i+1]}
+			if h := layerTarHeaders(t, s, sub)[name]; h != nil {
+				found = true
+				if h.Uid != ids[0] || h.Gid != ids[1] {
+					t.Errorf("%s owner = %d:%d, want %d:%d", name, h.Uid, h.Gid, ids[0], ids[1])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s not in any layer", name)
+		}
+	}
+	_, _, err := build(t, s, dir, "FROM scratch\nCOPY --chown=nobody f /x\n", Options{})
+	if !errors.Is(err, ErrSource) || !strings.Contains(err.Error(), "nobody") {
+		t.Errorf("unknown user: %v", err)
+	}
+}
+
+func TestHashCacheSeesSameSizeSameMtimeChange(t *testing.T) {
+	s := openStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"f": "aaaa"})
+	p := filepath.Join(dir, "f")
+	fi, _ := os.Stat(p)
+	df := "FROM scratch\nCOPY f /f\n"
+	first, _ := mustBuild(t, s, dir, df, Options{})
+	os.WriteFile(p, []byte("bbbb"), 0o644)
+	os.Chtimes(p, fi.ModTime(), fi.ModTime()) // same size, same mtime: only ctime tells
+	second, _ := mustBuild(t, s, dir, df, Options{})
+	if second.ID == first.ID {
+		t.Fatal("content change with the same size and mtime was missed")
+	}
+	if got, _ := readImageFile(t, s, second, "/f"); got != "bbbb" {
+		t.Errorf("/f = %q", got)
 	}
 }

@@ -15,6 +15,10 @@ import (
 // cache maps step keys to image IDs: one small file per key, written atomically.
 type cache struct{ dir string }
 
+// finalSuffix marks the entries of build results (not intermediate steps): Prune forgets them
+// but leaves the images, which belong to the user like any image they built.
+const finalSuffix = ".final"
+
 func (c cache) get(key string) string {
 	b, err := os.ReadFile(filepath.Join(c.dir, key))
 	if err != nil {
@@ -60,8 +64,8 @@ type PruneResult struct {
 }
 
 // Prune empties the build cache in cacheDir ("" = <store root>/buildcache): it deletes the
-// untagged images the cache holds (tagged ones, and those in use by containers, are kept and
-// only forgotten by the cache), then runs the store's GC.
+// untagged intermediate images the cache holds (tagged ones, build results and images in use
+// by containers are kept and only forgotten by the cache), then runs the store's GC.
 func Prune(ctx context.Context, s Pruner, cacheDir string) (PruneResult, error) {
 	var res PruneResult
 	if cacheDir == "" {
@@ -75,14 +79,18 @@ func Prune(ctx context.Context, s Pruner, cacheDir string) (PruneResult, error) 
 		return res, fmt.Errorf("build cache: %w", err)
 	}
 	c := cache{dir: cacheDir}
-	ids := map[string]bool{}
+	ids, results := map[string]bool{}, map[string]bool{}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
 			os.Remove(filepath.Join(cacheDir, e.Name())) // leftovers of interrupted builds
 			continue
 		}
 		if id := c.get(e.Name()); id != "" {
-			ids[id] = true
+			if strings.HasSuffix(e.Name(), finalSuffix) {
+				results[id] = true
+			} else {
+				ids[id] = true
+			}
 		}
 		if err := os.Remove(filepath.Join(cacheDir, e.Name())); err == nil {
 			res.Entries++
@@ -90,7 +98,9 @@ func Prune(ctx context.Context, s Pruner, cacheDir string) (PruneResult, error) 
 	}
 	sorted := make([]string, 0, len(ids))
 	for id := range ids {
-		sorted = append(sorted, id)
+		if !results[id] {
+			sorted = append(sorted, id)
+		}
 	}
 	sort.Strings(sorted)
 	for _, id := range sorted {
@@ -116,4 +126,40 @@ func Prune(ctx context.Context, s Pruner, cacheDir string) (PruneResult, error) 
 		return res, fmt.Errorf("prune build cache: %w", err)
 	}
 	return res, nil
+}
+
+// CachedImages returns the IDs of the intermediate images (one per cached layer step) that
+// the build cache in cacheDir ("" = <storeRoot>/buildcache) holds; build results are not
+// included. Image listing can hide the untagged ones (Docker hides intermediate images) and
+// image pruning should treat them as in use (storage.RemoveOptions.InUse) so that only
+// Prune drops them.
+func CachedImages(storeRoot, cacheDir string) (map[string]bool, error) {
+	if cacheDir == "" {
+		cacheDir = filepath.Join(storeRoot, "buildcache")
+	}
+	ents, err := os.ReadDir(cacheDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build cache: %w", err)
+	}
+	c := cache{dir: cacheDir}
+	out, results := map[string]bool{}, map[string]bool{}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if id := c.get(e.Name()); id != "" {
+			if strings.HasSuffix(e.Name(), finalSuffix) {
+				results[id] = true
+			} else {
+				out[id] = true
+			}
+		}
+	}
+	for id := range results {
+		delete(out, id)
+	}
+	return out, nil
 }

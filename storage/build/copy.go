@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -29,6 +28,8 @@ type copyOp struct {
 	from  string // "" = the build context
 	chown string
 	chmod string
+	// inline holds heredoc sources ("<<NAME" words): NAME -> content.
+	inline map[string]string
 }
 
 // layerEntry is one entry of a layer being made.
@@ -36,6 +37,7 @@ type layerEntry struct {
 	hdr     *tar.Header
 	host    string // regular file content, or the archive to expand (archive set)
 	archive bool   // ADD: expand the archive at host under hdr.Name (a directory)
+	data    []byte // inline content (heredoc), instead of host
 }
 
 // layerPlan is the content of a new layer, keyed by path.
@@ -190,7 +192,14 @@ func planCopy(op copyOp, src sourceTree, dst tree) (*layerPlan, error) {
 	// Sources.
 	var matches []string
 	wild := false
+	var inline []string
 	for _, s := range op.srcs {
+		if name, ok := heredocName(s); ok {
+			if _, ok := op.inline[name]; ok {
+				inline = append(inline, name)
+				continue
+			}
+		}
 		if isURL(s) {
 			return nil, fmt.Errorf("%s from a URL (%s) is not supported; download it into the build context or in a RUN step: %w", what, s, ErrUnsupported)
 		}
@@ -237,10 +246,31 @@ func planCopy(op copyOp, src sourceTree, dst tree) (*layerPlan, error) {
 	if rdest == "" {
 		destDir = true
 	}
-	if (len(matches) > 1 || wild && len(op.srcs) > 1) && !destDir {
+	if (len(matches)+len(inline) > 1 || wild && len(op.srcs) > 1) && !destDir {
 		return nil, fmt.Errorf("with several sources the destination must be a directory ending in /, e.g. %s/: %w", op.dest, ErrSyntax)
 	}
 	plan := newLayerPlan()
+	for _, name := range inline {
+		target := rdest
+		if destDir {
+			target = path.Join(rdest, name)
+		}
+		if target == "" {
+			return nil, fmt.Errorf("destination %s: cannot replace the root directory: %w", op.dest, ErrSyntax)
+		}
+		if err := plan.ensureParents(dst, target, uid, gid); err != nil {
+			return nil, err
+		}
+		mode := fs.FileMode(0o644)
+		if hasChmod {
+			mode = chmod
+		}
+		data := []byte(op.inline[name])
+		plan.entries[target] = &layerEntry{data: data, hdr: &tar.Header{
+			Typeflag: tar.TypeReg, Name: target, Mode: tarMode(mode), Uid: uid, Gid: gid,
+			Size: int64(len(data)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
+		}}
+	}
 	for _, m := range matches {
 		r, err := src.t.resolve(m, true)
 		if err != nil {
@@ -400,34 +430,25 @@ func (p *layerPlan) addFile(host string, fi fs.FileInfo, name string, uid, gid i
 }
 
 // hash returns a digest of the plan's content: names, types, modes, owners, link targets and
-// file contents; not times.
-func (p *layerPlan) hash() (string, error) {
+// file contents; not times. fh may be nil.
+func (p *layerPlan) hash(fh *fileHasher) (string, error) {
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
 	for _, e := range p.sorted() {
 		hd := e.hdr
 		fmt.Fprintf(h, "%s\x00%c\x00%o\x00%d:%d\x00%s\x00%t\x00", hd.Name, hd.Typeflag, hd.Mode, hd.Uid, hd.Gid, hd.Linkname, e.archive)
+		if e.data != nil {
+			d := sha256.Sum256(e.data)
+			h.Write(d[:])
+		}
 		if e.host != "" && (hd.Typeflag == tar.TypeReg || e.archive) {
-			if err := hashFile(h, e.host, buf); err != nil {
+			sum, err := fh.sum(e.host)
+			if err != nil {
 				return "", err
 			}
+			h.Write(sum)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashFile(h hash.Hash, p string, buf []byte) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fh := sha256.New()
-	if _, err := io.CopyBuffer(fh, f, buf); err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
-	}
-	h.Write(fh.Sum(nil))
-	return nil
 }
 
 // write writes the plan as an uncompressed layer tar.
@@ -446,6 +467,12 @@ func (p *layerPlan) write(ctx context.Context, w io.Writer) error {
 		}
 		if err := tw.WriteHeader(e.hdr); err != nil {
 			return fmt.Errorf("layer %s: %w", e.hdr.Name, err)
+		}
+		if e.data != nil {
+			if _, err := tw.Write(e.data); err != nil {
+				return err
+			}
+			continue
 		}
 		if e.hdr.Typeflag == tar.TypeReg && e.hdr.Size > 0 {
 			f, err := os.Open(e.host)

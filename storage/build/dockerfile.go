@@ -18,6 +18,7 @@ type instruction struct {
 	args  []string // the parser's argument nodes
 	json  bool     // exec (JSON) form
 	node  *parser.Node
+	docs  []parser.Heredoc
 }
 
 // stage is one FROM and the instructions after it.
@@ -67,8 +68,8 @@ func parseDockerfile(name string, content []byte) (*dockerfile, error) {
 		if !knownInstructions[ins.cmd] {
 			return nil, bad("unknown instruction %s", strings.ToUpper(n.Value))
 		}
-		if len(n.Heredocs) > 0 {
-			return nil, &Error{File: name, Line: ins.line, Instruction: ins.orig, Err: fmt.Errorf("heredocs (<<EOF) are not supported; use a script file or a one-line RUN: %w", ErrUnsupported)}
+		if len(n.Heredocs) > 0 && ins.cmd != "run" && ins.cmd != "copy" && ins.cmd != "add" {
+			return nil, bad("heredocs (<<EOF) work only with RUN, COPY and ADD")
 		}
 		switch ins.cmd {
 		case "from":
@@ -111,7 +112,7 @@ func parseDockerfile(name string, content []byte) (*dockerfile, error) {
 }
 
 func toInstruction(n *parser.Node) instruction {
-	ins := instruction{cmd: strings.ToLower(n.Value), line: n.StartLine, orig: n.Original, flags: n.Flags, node: n, json: n.Attributes["json"]}
+	ins := instruction{cmd: strings.ToLower(n.Value), line: n.StartLine, orig: n.Original, flags: n.Flags, node: n, json: n.Attributes["json"], docs: n.Heredocs}
 	for x := n.Next; x != nil; x = x.Next {
 		ins.args = append(ins.args, x.Value)
 	}
@@ -137,4 +138,31 @@ func (ins instruction) flagSet(allowed ...string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// heredocName returns the name a "<<NAME" word refers to ("<<-NAME", quotes allowed).
+func heredocName(word string) (string, bool) {
+	w, ok := strings.CutPrefix(strings.TrimSpace(word), "<<")
+	if !ok {
+		return "", false
+	}
+	w = strings.TrimPrefix(w, "-")
+	w = strings.Trim(w, `"'`)
+	if w == "" || strings.ContainsAny(w, " \t") {
+		return "", false
+	}
+	return w, true
+}
+
+// heredoc returns the content of the instruction's heredoc called name (chomped for <<-).
+func (ins instruction) heredoc(name string) (parser.Heredoc, bool) {
+	for _, h := range ins.docs {
+		if h.Name == name {
+			if h.Chomp {
+				h.Content = parser.ChompHeredocContent(h.Content)
+			}
+			return h, true
+		}
+	}
+	return parser.Heredoc{}, false
 }

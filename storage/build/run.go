@@ -35,7 +35,25 @@ func (b *builder) run(ctx context.Context, st *state, ins instruction, label str
 		if len(ins.args) == 0 || strings.TrimSpace(ins.args[0]) == "" {
 			return fmt.Errorf("RUN needs a command: %w", ErrSyntax)
 		}
-		args = append(b.shell(st), ins.args[0])
+		script := ins.args[0]
+		if len(ins.docs) > 0 {
+			if name, ok := heredocName(script); ok && len(ins.docs) == 1 {
+				h, _ := ins.heredoc(name)
+				if strings.HasPrefix(h.Content, "#!") {
+					return fmt.Errorf("RUN heredocs with a #! line are not supported; run the interpreter explicitly, e.g. RUN python3 <<EOF: %w", ErrUnsupported)
+				}
+				script = h.Content
+			} else {
+				// The shell understands heredocs itself: hand it the whole text.
+				var sb strings.Builder
+				sb.WriteString(script + "\n")
+				for _, h := range ins.docs {
+					sb.WriteString(h.Content + h.Name + "\n")
+				}
+				script = sb.String()
+			}
+		}
+		args = append(b.shell(st), script)
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("RUN needs a command: %w", ErrSyntax)

@@ -297,6 +297,14 @@ func (b *builder) resolveImage(ctx context.Context, ref, platform string) (stora
 	b.out.printf("pulling %s", ref)
 	po := b.opt.PullOptions
 	po.Platform = platform
+	if po.Progress == nil {
+		po.Progress = func(p storage.Progress) {
+			switch p.Status {
+			case "Pull complete", "Already exists":
+				b.out.printf("  %s: %s", p.ID, p.Status)
+			}
+		}
+	}
 	img, err := p.Pull(ctx, ref, po)
 	if err != nil {
 		return storage.Image{}, fmt.Errorf("pull %s: %w: %w", ref, err, ErrBaseImage)
@@ -415,7 +423,6 @@ func (b *builder) dispatch(ctx context.Context, st *state, ins instruction, meta
 			p = path.Join(wd, p)
 		}
 		st.cfg.WorkingDir = path.Clean(p)
-		st.meta(ins.orig)
 		return b.mkWorkdir(ctx, st, ins, label)
 	case "copy", "add":
 		return b.copy(ctx, st, ins, label)
@@ -653,6 +660,21 @@ func (b *builder) copy(ctx context.Context, st *state, ins instruction, label st
 		}
 	}
 	op.from, op.chown, op.chmod = fl["from"], fl["chown"], fl["chmod"]
+	for _, h := range ins.docs {
+		h, _ := ins.heredoc(h.Name)
+		content := h.Content
+		if h.Expand {
+			lex := shell.NewLex('\\')
+			lex.SkipProcessQuotes = true
+			if content, _, err = lex.ProcessWord(content, shell.EnvsFromSlice(env)); err != nil {
+				return fmt.Errorf("heredoc %s: %v: %w", h.Name, err, ErrSyntax)
+			}
+		}
+		if op.inline == nil {
+			op.inline = map[string]string{}
+		}
+		op.inline[h.Name] = content
+	}
 	for i, a := range ins.args {
 		v, err := b.expand(a, env)
 		if err != nil {
@@ -705,7 +727,7 @@ func (b *builder) copy(ctx context.Context, st *state, ins instruction, label st
 	if err != nil {
 		return err
 	}
-	sum, err := plan.hash()
+	sum, err := plan.hash(b.hasher)
 	if err != nil {
 		return err
 	}
@@ -722,12 +744,14 @@ func (b *builder) mkWorkdir(ctx context.Context, st *state, ins instruction, lab
 		return err
 	}
 	if rel == "" {
+		st.meta(ins.orig)
 		return nil
 	}
 	if _, fi, err := dst.lookup(rel); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("WORKDIR %s exists and is not a directory: %w", st.cfg.WorkingDir, ErrSyntax)
 		}
+		st.meta(ins.orig)
 		return nil
 	}
 	plan := newLayerPlan()

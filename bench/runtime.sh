@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Median wall time of starting a trivial container three ways, on the same busybox rootfs:
+#   berth:   berth container run --rm --network none bench /bin/true
+#   runc:    runc run of an OCI bundle (runc's default spec: new netns, pid, mount, ...)
+#   unshare: unshare --fork --pid --mount --uts --ipc --net chroot ROOTFS /bin/true
+# Target: berth <= 10 ms median. Needs root, /bin/busybox (busybox-static) and runc (apt).
+#
+# Usage: bench/runtime.sh [N]   (env BERTH=path to a built berth; BERTH_SHIM=path to berth-shim)
+set -euo pipefail
+
+N=${1:-30}
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: needs root" >&2; exit 1; }
+[ -x /bin/busybox ] || { echo "bench/runtime.sh: needs /bin/busybox (apt-get install busybox-static)" >&2; exit 1; }
+command -v runc >/dev/null || { echo "bench/runtime.sh: needs runc (apt-get install runc)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+cleanup() {
+	"$BERTH" --root "$work/root" --run-root "$work/run" container prune -f >/dev/null 2>&1 || true
+	umount -R "$work/root/storage/mounts"/* 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+TAGS=seccomp,osusergo,netgo,runc_nocriu
+if [ -z "${BERTH:-}" ]; then
+	echo "building berth and berth-shim..." >&2
+	CGO_ENABLED=1 go build -tags "$TAGS" -o "$work/bin/berth" ./cmd/berth
+	BERTH="$work/bin/berth"
+fi
+if [ -z "${BERTH_SHIM:-}" ] && [ ! -x "$(dirname "$BERTH")/berth-shim" ]; then
+	CGO_ENABLED=1 go build -tags "$TAGS" -ldflags '-s -w -extldflags=-static' -o "$(dirname "$BERTH")/berth-shim" ./runtime/shim 2>/dev/null
+fi
+
+rootfs="$work/rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in sh true echo sleep cat; do ln -s busybox "$rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+echo 'root:x:0:' >"$rootfs/etc/group"
+
+B=("$BERTH" --root "$work/root" --run-root "$work/run")
+"${B[@]}" image import -c 'CMD ["/bin/true"]' "$rootfs" bench:latest >/dev/null
+
+bundle="$work/bundle"
+mkdir -p "$bundle"
+(cd "$bundle" && runc spec)
+sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/; s|"path": "rootfs"|"path": "'"$rootfs"'"|' "$bundle/config.json"
+
+ms() { echo "scale=2; $1 / 1000000" | bc; }
+
+# time_runs NAME CMD... : runs CMD N times (after 3 warm-ups), prints the median and p90 in ms.
+time_runs() {
+	local name=$1; shift
+	local i t0 t1
+	for i in 1 2 3; do "$@" >/dev/null 2>&1 || { echo "$name failed:"; "$@"; exit 1; }; done
+	: >"$work/$name.times"
+	for i in $(seq "$N"); do
+		t0=$(date +%s%N)
+		"$@" >/dev/null
+		t1=$(date +%s%N)
+		echo $((t1 - t0)) >>"$work/$name.times"
+	done
+	sort -n "$work/$name.times" >"$work/$name.sorted"
+	local med p90
+	med=$(sed -n "$(((N + 1) / 2))p" "$work/$name.sorted")
+	p90=$(sed -n "$(((N * 9 + 9) / 10))p" "$work/$name.sorted")
+	printf '%-8s median %8s ms   p90 %8s ms   (n=%d)\n' "$name" "$(ms "$med")" "$(ms "$p90")" "$N"
+}
+
+n=0
+runc_once() { n=$((n + 1)); runc --root "$work/runc" run -b "$bundle" "bench-$$-$n"; }
+
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+time_runs unshare unshare --fork --pid --mount --uts --ipc --net chroot "$rootfs" /bin/true
+time_runs runc runc_once
+time_runs berth "${B[@]}" container run --rm --network none bench /bin/true

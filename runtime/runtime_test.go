@@ -1,0 +1,344 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseRestart(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    restartPolicy
+		wantErr bool
+	}{
+		{"", restartPolicy{mode: "no"}, false},
+		{"no", restartPolicy{mode: "no"}, false},
+		{"always", restartPolicy{mode: "always"}, false},
+		{"unless-stopped", restartPolicy{mode: "unless-stopped"}, false},
+		{"on-failure", restartPolicy{mode: "on-failure"}, false},
+		{"on-failure:3", restartPolicy{mode: "on-failure", maxRetries: 3}, false},
+		{"on-failure:x", restartPolicy{}, true},
+		{"always:2", restartPolicy{}, true},
+		{"sometimes", restartPolicy{}, true},
+	} {
+		got, err := parseRestart(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parseRestart(%q) err = %v", tc.in, err)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("parseRestart(%q) err %v is not ErrInvalid", tc.in, err)
+		}
+		if got != tc.want {
+			t.Errorf("parseRestart(%q) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestShouldRestart(t *testing.T) {
+	onf := restartPolicy{mode: "on-failure", maxRetries: 2}
+	for _, tc := range []struct {
+		p       restartPolicy
+		code, n int
+		stopped bool
+		want    bool
+	}{
+		{restartPolicy{mode: "no"}, 1, 0, false, false},
+		{restartPolicy{mode: "always"}, 0, 10, false, true},
+		{restartPolicy{mode: "always"}, 0, 0, true, false},
+		{restartPolicy{mode: "unless-stopped"}, 0, 0, false, true},
+		{onf, 0, 0, false, false},
+		{onf, 1, 1, false, true},
+		{onf, 1, 2, false, false},
+		{restartPolicy{mode: "on-failure"}, 1, 100, false, true},
+	} {
+		if got := tc.p.shouldRestart(tc.code, tc.n, tc.stopped); got != tc.want {
+			t.Errorf("%+v.shouldRestart(%d, %d, %v) = %v", tc.p, tc.code, tc.n, tc.stopped, got)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	for i, w := range want {
+		if got := backoff(i); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i, got, w)
+		}
+	}
+	if got := backoff(100); got != time.Minute {
+		t.Errorf("backoff(100) = %v, want 1m cap", got)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{
+		"": syscall.SIGTERM, "SIGKILL": syscall.SIGKILL, "kill": syscall.SIGKILL, "HUP": syscall.SIGHUP,
+		"9": syscall.SIGKILL, "SIGUSR1": syscall.SIGUSR1, "sigint": syscall.SIGINT,
+	} {
+		got, err := ParseSignal(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"NOPE", "0", "99"} {
+		if _, err := ParseSignal(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseSignal(%q) err = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	got, err := capabilities(&ContainerConfig{CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"cap_mknod", "NET_RAW"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range got {
+		if c == "CAP_MKNOD" || c == "CAP_NET_RAW" {
+			t.Errorf("dropped %s still present", c)
+		}
+	}
+	if !strings.Contains(strings.Join(got, ","), "CAP_NET_ADMIN") || len(got) != len(defaultCaps)-1 {
+		t.Errorf("caps = %v", got)
+	}
+	got, _ = capabilities(&ContainerConfig{CapDrop: []string{"ALL"}, CapAdd: []string{"CHOWN"}})
+	if diff := cmp.Diff([]string{"CAP_CHOWN"}, got); diff != "" {
+		t.Errorf("drop ALL + add CHOWN: %s", diff)
+	}
+	if _, err := capabilities(&ContainerConfig{CapAdd: []string{"FLY"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown cap err = %v", err)
+	}
+}
+
+func TestParseSecurityOpt(t *testing.T) {
+	so, err := parseSecurityOpt([]string{"seccomp=unconfined", "no-new-privileges:false", "label=disable"})
+	if err != nil || !so.seccompUnconfined || so.noNewPrivs {
+		t.Errorf("got %+v, %v", so, err)
+	}
+	if so, _ := parseSecurityOpt(nil); !so.noNewPrivs || so.seccompUnconfined {
+		t.Errorf("defaults %+v", so)
+	}
+	if _, err := parseSecurityOpt([]string{"seccomp=/x.json"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("profile path err = %v", err)
+	}
+}
+
+func TestClampUlimits(t *testing.T) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	got, err := clampUlimits([]Ulimit{{Name: "nofile", Soft: 100, Hard: int64(cur.Max) + 1}, {Name: "core", Soft: 0, Hard: 0}},
+		func(s string) { warned = append(warned, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Hard != cur.Max || got[0].Soft != 100 || len(warned) != 1 {
+		t.Errorf("nofile = %+v, warnings %v", got[0], warned)
+	}
+	if _, err := clampUlimits([]Ulimit{{Name: "bogus"}}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bogus err = %v", err)
+	}
+	if _, err := clampUlimits([]Ulimit{{Name: "nproc", Soft: 10, Hard: 5}}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("soft>hard err = %v", err)
+	}
+}
+
+func TestSpecMount(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "missing")
+	m, err := specMount(Mount{Type: "bind", Source: src, Target: "/x", ReadOnly: true, Options: []string{"Z"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"rbind", "ro", "rprivate"}, m.Options); diff != "" {
+		t.Errorf("bind options: %s", diff)
+	}
+	if _, err := os.Stat(src); err != nil {
+		t.Errorf("missing bind source not created: %v", err)
+	}
+	m, err = specMount(Mount{Type: "tmpfs", Target: "/t", Options: []string{"size=64m", "mode=1777", "exec"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"nosuid", "nodev", "size=64m", "mode=1777"}, m.Options); diff != "" {
+		t.Errorf("tmpfs options: %s", diff)
+	}
+	if _, err := specMount(Mount{Type: "bind", Source: dir, Target: "rel"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("relative target err = %v", err)
+	}
+}
+
+func TestHealthArgs(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"CMD", "curl", "-f", "x"}, []string{"curl", "-f", "x"}},
+		{[]string{"CMD-SHELL", "exit 1"}, []string{"/bin/sh", "-c", "exit 1"}},
+		{[]string{"true || false"}, []string{"/bin/sh", "-c", "true || false"}},
+	} {
+		if diff := cmp.Diff(tc.want, healthArgs(tc.in)); diff != "" {
+			t.Errorf("healthArgs(%v): %s", tc.in, diff)
+		}
+	}
+}
+
+// TestLogsRotateTailFollow exercises the log writer and reader without containers.
+func TestLogsRotateTailFollow(t *testing.T) {
+	base := t.TempDir()
+	r, err := New(Config{Root: filepath.Join(base, "c"), RunRoot: filepath.Join(base, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewID()
+	if err := os.MkdirAll(r.dir(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(r.dir(id), "config.json"), ContainerConfig{ID: id, Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(r.dir(id), "state.json"), State{Status: StatusExited}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := openLogWriter(filepath.Join(r.dir(id), "log"), 1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		w.write(frameStdout, []byte("out line "+itoa3(i)+"\n"))
+	}
+	w.write(frameStderr, []byte("err part"))
+	w.write(frameStderr, []byte("ial\nno newline"))
+	w.close()
+	if _, err := os.Stat(filepath.Join(r.dir(id), "log.1")); err != nil {
+		t.Errorf("no rotation: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir(id), "log.2")); err == nil {
+		t.Errorf("kept more than 2 files")
+	}
+	var buf bytes.Buffer
+	ctx := context.Background()
+	if err := r.Logs(ctx, id, LogOptions{Tail: 3}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := "out line 099\nerr partial\nno newline"; buf.String() != want {
+		t.Errorf("tail 3 = %q, want %q", buf.String(), want)
+	}
+	buf.Reset()
+	if err := r.Logs(ctx, id, LogOptions{Tail: -1, Stderr: true}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := "err partial\nno newline"; buf.String() != want {
+		t.Errorf("stderr only = %q", buf.String())
+	}
+	buf.Reset()
+	if err := r.Logs(ctx, id, LogOptions{Tail: -1, Since: time.Now().Add(time.Hour)}, &buf); err != nil || buf.Len() != 0 {
+		t.Errorf("since future = %q, %v", buf.String(), err)
+	}
+	// Follow on a stopped container returns after the existing lines.
+	buf.Reset()
+	done := make(chan error, 1)
+	go func() { done <- r.Logs(ctx, id, LogOptions{Tail: 1, Follow: true, Timestamps: true}, &buf) }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.HasSuffix(buf.String(), " no newline") {
+			t.Errorf("follow = %q, %v", buf.String(), err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow of a stopped container did not return")
+	}
+}
+
+func itoa3(i int) string {
+	s := "00" + strings.TrimSpace(strings.Repeat(" ", 0)) + string(rune('0'+i/100)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))
+	return s[len(s)-3:]
+}
+
+func TestResolveAndNames(t *testing.T) {
+	base := t.TempDir()
+	r, err := New(Config{Root: filepath.Join(base, "c"), RunRoot: filepath.Join(base, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := []string{"aa" + NewID()[2:], "ab" + NewID()[2:]}
+	for i, id := range ids {
+		os.MkdirAll(r.dir(id), 0o700)
+		writeJSON(filepath.Join(r.dir(id), "config.json"), ContainerConfig{ID: id, Name: "n" + string(rune('0'+i))})
+		writeJSON(filepath.Join(r.dir(id), "state.json"), State{Status: StatusCreated})
+	}
+	if got, err := r.Resolve(ctx, "n1"); err != nil || got != ids[1] {
+		t.Errorf("by name = %v, %v", got, err)
+	}
+	if got, err := r.Resolve(ctx, ids[0][:5]); err != nil || got != ids[0] {
+		t.Errorf("by prefix = %v, %v", got, err)
+	}
+	if _, err := r.Resolve(ctx, "a"); !errors.Is(err, ErrAmbiguous) {
+		t.Errorf("ambiguous err = %v", err)
+	}
+	if _, err := r.Resolve(ctx, "zz"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing err = %v", err)
+	}
+	if err := r.Rename(ctx, ids[0], "n1"); !errors.Is(err, ErrNameConflict) {
+		t.Errorf("rename conflict err = %v", err)
+	}
+	if err := r.Remove(ctx, NewID(), false); err != nil {
+		t.Errorf("remove missing = %v", err)
+	}
+}
+
+func TestVolumesPure(t *testing.T) {
+	v, err := NewVolumes(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p1, err := v.Ensure(ctx, "data", map[string]string{"k": "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := v.Ensure(ctx, "data", nil)
+	if err != nil || p1 != p2 {
+		t.Errorf("second ensure = %q, %v", p2, err)
+	}
+	if vol, err := v.Inspect(ctx, "data"); err != nil || vol.Labels["k"] != "v" {
+		t.Errorf("inspect = %+v, %v", vol, err)
+	}
+	if _, err := v.Ensure(ctx, "../x", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad name err = %v", err)
+	}
+	used := v.InUse("data", []Container{{Config: ContainerConfig{Name: "c1", Mounts: []Mount{{Type: "volume", Source: p1, Target: "/d"}}}}})
+	if diff := cmp.Diff([]string{"c1"}, used); diff != "" {
+		t.Errorf("in use: %s", diff)
+	}
+	// fillVolumes copies image content into an empty volume once.
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "srv/sub"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "srv/sub/f"), []byte("x"), 0o640)
+	os.Symlink("sub/f", filepath.Join(rootfs, "srv/link"))
+	if err := fillVolumes(rootfs, []Mount{{Type: "volume", Source: p1, Target: "/srv"}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(p1, "link")); string(b) != "x" {
+		t.Errorf("copied content = %q", b)
+	}
+	os.Remove(filepath.Join(p1, "link"))
+	fillVolumes(rootfs, []Mount{{Type: "volume", Source: p1, Target: "/srv"}})
+	if _, err := os.Lstat(filepath.Join(p1, "link")); err == nil {
+		t.Errorf("volume filled twice")
+	}
+	if err := v.Remove(ctx, "data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Remove(ctx, "data"); err != nil {
+		t.Errorf("remove missing = %v", err)
+	}
+}
