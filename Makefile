@@ -9,7 +9,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 IS_ROOT   := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 # Debian packages: cgo+seccomp for the runtime, busybox for test images, iproute2/nftables to
 # inspect what the tests create, curl for the demo.
-APT_PKGS  := libseccomp-dev pkg-config busybox-static iproute2 nftables curl
+APT_PKGS  := libseccomp-dev pkg-config busybox-static iproute2 nftables curl skopeo umoci
 
 export CGO_ENABLED := 1
 

@@ -21,11 +21,12 @@ command -v buildah >/dev/null || { have_buildah=0; echo "buildah not found: only
 
 work=$(mktemp -d /tmp/berth-bench-build.XXXXXX)
 cleanup() {
+  set +e
   if [ "$have_buildah" = 1 ]; then
     buildah --root "$work/buildah-root" --runroot "$work/buildah-run" rmi --all --force >/dev/null 2>&1 || true
   fi
   # Unmount anything left under the work directory (deepest first), then remove it.
-  grep -o " $work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done; } 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

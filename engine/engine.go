@@ -289,6 +289,7 @@ func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 		return nil, err
 	}
 	e.log.Debug("up: observed and planned", "observe", t1.Sub(t0), "plan", time.Since(t1), "actions", len(plan.Nodes))
+	e.notes(p, plan, prog)
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	x.waitTimeout = opt.WaitTimeout
@@ -301,6 +302,16 @@ func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 type DownOptions struct {
 	planner.DownOptions
 	Timeout *time.Duration
+	// WithoutProject: no compose file is at hand (`down -p NAME`); everything labelled with
+	// the project's name is removed.
+	WithoutProject bool
+}
+
+func (o DownOptions) want(p *spec.Project) *spec.Project {
+	if o.WithoutProject {
+		return nil
+	}
+	return p
 }
 
 // PlanDown observes and plans `down` without doing anything.
@@ -309,7 +320,7 @@ func (e *Engine) PlanDown(ctx context.Context, p *spec.Project, opt DownOptions)
 	if err != nil {
 		return nil, err
 	}
-	return planDown(p, have, opt.DownOptions)
+	return planDown(opt.want(p), have, opt.DownOptions)
 }
 
 // Down stops and removes the project's containers and networks (and volumes, images).
@@ -336,13 +347,21 @@ func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planDown(p, have, opt.DownOptions)
+	plan, err := planDown(opt.want(p), have, opt.DownOptions)
 	if err != nil {
 		return nil, err
 	}
+	e.notes(p, plan, prog)
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	return plan, x.run(ctx, plan)
+}
+
+// notes reports the plan's notes (orphans left in place, changed networks) as warnings.
+func (e *Engine) notes(p *spec.Project, plan *planner.Plan, prog Progress) {
+	for _, n := range plan.Notes {
+		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning, Text: n})
+	}
 }
 
 // Execute runs an existing plan for p against observed state have.

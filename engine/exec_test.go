@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -375,5 +376,59 @@ func TestStopReverseDependencyOrder(t *testing.T) {
 	}
 	if _, err := e.Select(context.Background(), p, []string{"nope"}, false); !errors.Is(err, ErrNoSuchService) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRunAttachedInterruptStopsInOrder(t *testing.T) {
+	f := newFakes()
+	e, _ := New(f.config())
+	p := testProject()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := e.Execute(ctx, p, planner.Observed{}, upPlan(), nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := e.Select(ctx, p, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // Ctrl-C
+	prog := &RecordingProgress{}
+	kill := make(chan os.Signal, 1)
+	stopped, err := e.RunAttached(ctx, p, nil, cs, AttachOptions{Tail: -1, Kill: kill, Progress: prog},
+		func(ContainerInfo, LogLine) {}, nil)
+	if err != nil || !stopped {
+		t.Fatalf("stopped = %v, err = %v", stopped, err)
+	}
+	calls := f.w.Calls()
+	if a, b := indexOf(calls, "stop proj-web-1"), indexOf(calls, "stop proj-db-1"); a < 0 || b < 0 || a > b {
+		t.Errorf("want web stopped before db: %v", calls)
+	}
+	if evs := prog.Snapshot(); len(evs) == 0 || !strings.Contains(evs[0].Text, "Gracefully stopping") {
+		t.Errorf("events = %+v", evs)
+	}
+}
+
+func TestRunAttachedAbortOnExit(t *testing.T) {
+	f := newFakes()
+	e, _ := New(f.config())
+	p := testProject()
+	ctx := context.Background()
+	if err := e.Execute(ctx, p, planner.Observed{}, upPlan(), nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := e.Select(ctx, p, nil, false)
+	var exited []string
+	stopped, err := e.RunAttached(ctx, p, nil, cs, AttachOptions{Tail: -1},
+		func(ContainerInfo, LogLine) {}, func(c ContainerInfo) bool {
+			exited = append(exited, c.Name)
+			return true
+		})
+	if err != nil || !stopped || len(exited) == 0 {
+		t.Fatalf("stopped = %v, err = %v, exited = %v", stopped, err, exited)
+	}
+	for _, c := range []string{"proj-db-1", "proj-web-1"} {
+		if st := f.rt.byName(c).state; st != planner.StateExited {
+			t.Errorf("%s is %s after abort", c, st)
+		}
 	}
 }

@@ -2,21 +2,149 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	osexec "os/exec"
+	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Exec runs a process in a running container with the caller's stdio and returns its exit code
 // (with Stdio.Detach, it returns 0 as soon as the process runs). The process joins the
 // container's namespaces, cgroup and security settings.
 func (r *Runtime) Exec(ctx context.Context, id string, ps ProcessSpec, stdio Stdio) (int, error) {
+	if r.shim != "/proc/self/exe" {
+		return r.execViaShim(ctx, id, ps, stdio)
+	}
+	return r.execHere(ctx, id, ps, stdio)
+}
+
+// execSpec is what `berth-shim __exec` receives on its environment.
+type execSpec struct {
+	Process ProcessSpec
+	Stdin   bool
+	Detach  bool
+}
+
+// execViaShim runs the exec from the small shim binary, whose start (and libcontainer's setns
+// re-exec of it) is much cheaper than the full berth binary's. The shim shares the caller's
+// stdio; with a terminal on stdin it follows the terminal's size itself.
+func (r *Runtime) execViaShim(ctx context.Context, id string, ps ProcessSpec, stdio Stdio) (int, error) {
+	if _, err := r.config(id); err != nil {
+		return -1, err
+	}
+	spec, err := json.Marshal(execSpec{Process: ps, Stdin: stdio.Stdin != nil, Detach: stdio.Detach})
+	if err != nil {
+		return -1, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	defer pr.Close()
+	cmd := osexec.Command(r.shim, execArg, r.root, r.runRoot, id)
+	cmd.Args[0] = "berth-exec"
+	cmd.Env = append(os.Environ(), "BERTH_EXEC_SPEC="+string(spec), "GOMAXPROCS=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.WaitDelay = time.Second // do not wait for a caller's stdin that never ends
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return -1, fmt.Errorf("exec: start shim: %w", err)
+	}
+	pw.Close()
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(unix.SIGTERM) })
+	defer stop()
+	status, _ := io.ReadAll(pr)
+	werr := cmd.Wait()
+	msg := strings.TrimSpace(string(status))
+	if rest, ok := strings.CutPrefix(msg, "err "); ok {
+		if strings.Contains(rest, ErrNotRunning.Error()) {
+			return -1, fmt.Errorf("%s: %w", rest, ErrNotRunning)
+		}
+		return -1, fmt.Errorf("%s: %w", rest, ErrExec)
+	}
+	if msg != "ok" {
+		return -1, fmt.Errorf("exec: shim failed: %v: %w", werr, ErrExec)
+	}
+	if cmd.ProcessState == nil {
+		return -1, fmt.Errorf("exec: %v: %w", werr, ErrExec)
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}
+
+// runExecMode is `berth-shim __exec ROOT RUNROOT ID`: it reports "ok" (the process started)
+// or "err <reason>" on fd 3, then exits with the process' exit code.
+func runExecMode(args []string) int {
+	status := os.NewFile(3, "status")
+	fail := func(err error) int {
+		if status != nil {
+			_, _ = io.WriteString(status, "err "+err.Error()+"\n")
+		}
+		return 126
+	}
+	if len(args) != 3 {
+		return fail(errors.New("usage: __exec ROOT RUNROOT ID"))
+	}
+	var spec execSpec
+	if err := json.Unmarshal([]byte(os.Getenv("BERTH_EXEC_SPEC")), &spec); err != nil {
+		return fail(fmt.Errorf("exec spec: %w", err))
+	}
+	os.Unsetenv("BERTH_EXEC_SPEC")
+	r, err := New(Config{Root: args[0], RunRoot: args[1], Shim: "/proc/self/exe"})
+	if err != nil {
+		return fail(err)
+	}
+	stdio := Stdio{Stdout: os.Stdout, Stderr: os.Stderr, Detach: spec.Detach}
+	if spec.Stdin {
+		stdio.Stdin = os.Stdin
+	}
+	if spec.Process.Tty && term.IsTerminal(int(os.Stdin.Fd())) {
+		resize := make(chan [2]uint16, 1)
+		send := func() {
+			if w, h, err := term.GetSize(int(os.Stdin.Fd())); err == nil {
+				select {
+				case resize <- [2]uint16{uint16(w), uint16(h)}:
+				default:
+				}
+			}
+		}
+		send()
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, unix.SIGWINCH)
+		go func() {
+			for range winch {
+				send()
+			}
+		}()
+		stdio.Resize = resize
+	}
+	stdio.started = func() {
+		if status != nil {
+			_, _ = io.WriteString(status, "ok\n")
+			status.Close()
+			status = nil
+		}
+	}
+	code, err := r.execHere(context.Background(), args[2], spec.Process, stdio)
+	if err != nil {
+		return fail(err)
+	}
+	return code
+}
+
+func (r *Runtime) execHere(ctx context.Context, id string, ps ProcessSpec, stdio Stdio) (int, error) {
 	c, err := r.config(id)
 	if err != nil {
 		return -1, err
@@ -80,7 +208,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, ps ProcessSpec, stdio Std
 		}
 	}
 	if err := ct.Run(p); err != nil {
-		return -1, fmt.Errorf("exec %s: %w", c.Name, err)
+		return -1, fmt.Errorf("exec %s: %w: %w", c.Name, err, ErrExec)
+	}
+	if stdio.started != nil {
+		stdio.started()
 	}
 	if stdio.Detach {
 		return 0, nil

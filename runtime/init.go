@@ -10,7 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const initArg = "__init"
+const (
+	initArg = "__init"
+	execArg = "__exec"
+)
 
 // runInit is PID 1 of containers with Init: it starts the command, forwards signals to it,
 // reaps every orphan and exits with the command's status.

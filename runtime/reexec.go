@@ -30,6 +30,8 @@ func Reexec() bool {
 		os.Exit(runMonitor(os.Args[2:]))
 	case initArg:
 		os.Exit(runInit(os.Args[2:]))
+	case execArg:
+		os.Exit(runExecMode(os.Args[2:]))
 	}
 	return false
 }

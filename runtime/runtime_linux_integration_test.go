@@ -613,6 +613,16 @@ func TestInitReaperWithShim(t *testing.T) {
 	if err := r.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	// Exec goes through the shim too.
+	var xout bytes.Buffer
+	code, err = r.Exec(ctx, id, ProcessSpec{Args: []string{"sh", "-c", "cat; echo $E; exit 3"}, Env: []string{"E=x"}},
+		Stdio{Stdin: strings.NewReader("in\n"), Stdout: &xout, Stderr: &xout})
+	if err != nil || code != 3 || xout.String() != "in\nx\n" {
+		t.Errorf("exec via shim = %d, %v, %q", code, err, xout.String())
+	}
+	if _, err := r.Exec(ctx, id, ProcessSpec{Args: []string{"/nonexistent"}}, Stdio{}); err == nil {
+		t.Errorf("exec of a missing binary: no error")
+	}
 	t0 := time.Now()
 	if err := r.Stop(ctx, id, 20*time.Second); err != nil {
 		t.Fatal(err)

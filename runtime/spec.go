@@ -13,6 +13,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
 	"github.com/opencontainers/runc/libcontainer/configs"
+	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -429,7 +430,10 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 	if err != nil {
 		return nil, fmt.Errorf("convert container config: %w: %w", err, ErrInvalid)
 	}
-	if !so.seccompUnconfined && !c.Privileged {
+	if !so.seccompUnconfined && !c.Privileged && !libseccomp.Enabled && warn != nil {
+		warn("berth was built without the seccomp build tag: the container runs without a seccomp profile")
+	}
+	if !so.seccompUnconfined && !c.Privileged && libseccomp.Enabled {
 		sc, err := r.seccompFor(caps)
 		if err != nil {
 			return nil, err

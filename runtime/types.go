@@ -33,6 +33,7 @@ var (
 	ErrInvalid      = errors.New("invalid container configuration")
 	ErrAmbiguous    = errors.New("ambiguous container ID prefix")
 	ErrMonitor      = errors.New("container monitor failed")
+	ErrExec         = errors.New("exec failed")
 	ErrVolumeInUse  = errors.New("volume is in use")
 	ErrNoVolume     = errors.New("volume not found")
 )
@@ -243,4 +244,6 @@ type Stdio struct {
 	Resize <-chan [2]uint16
 	// Detach, when true for Exec, starts the process and returns at once with exit code 0.
 	Detach bool
+
+	started func() // called once the exec'd process runs (shim status report)
 }

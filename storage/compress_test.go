@@ -47,7 +47,9 @@ func TestIngestZstdAndGzipLayers(t *testing.T) {
 			{MediaType: types.OCILayerZStd, Size: int64(zs.Len()), Digest: mustHash(t, digestOf(zs.Bytes()))},
 			{MediaType: types.OCILayer, Size: int64(gz.Len()), Digest: mustHash(t, digestOf(gz.Bytes()))},
 		},
-		open: func(_ context.Context, i int) (io.ReadCloser, error) { return nopCloser(bytes.NewReader(blobs[i])), nil },
+		open: func(_ context.Context, i int) (io.ReadCloser, error) {
+			return nopCloser(bytes.NewReader(blobs[i])), nil
+		},
 	}, ingestOptions{})
 	if err != nil {
 		t.Fatal(err)

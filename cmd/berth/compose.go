@@ -54,7 +54,14 @@ func (s *composeSession) Close() {
 // composeOpen loads the project and opens the engine. readOnly commands work on a machine
 // without berth state (they observe nothing).
 func composeOpen(ctx context.Context, a *app, readOnly bool, who string) (*composeSession, error) {
+	t0 := time.Now()
+	defer func() { a.logger.Debug("compose: project loaded and parts opened", "took", time.Since(t0)) }()
 	p, err := a.loadProject(ctx)
+	a.logger.Debug("compose: project loaded", "took", time.Since(t0))
+	if errors.Is(err, spec.ErrNotFound) && a.opts.ProjectName != "" {
+		// No compose file, but the project is named: work on what carries its label.
+		p, err = &spec.Project{Name: a.opts.ProjectName, Networks: map[string]spec.Network{}, Volumes: map[string]spec.Volume{}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -336,8 +343,7 @@ func composeAttach(ctx context.Context, a *app, s *composeSession, services []st
 	out := a.stdout
 	grace := time.Duration(f.timeout) * time.Second
 	opt := engine.AttachOptions{Tail: -1, Grace: &grace, Kill: kill, Progress: composeNewProgress(a)}
-	stopCtx := ctx
-	stopped, err := s.e.RunAttached(stopCtx, s.p, services, cs, opt,
+	stopped, err := s.e.RunAttached(ctx, s.p, services, cs, opt,
 		func(c engine.ContainerInfo, l engine.LogLine) {
 			composeWriteLine(out, composeShortName(s.p.Name, c), width, l, f.noLogPrefix, f.timestamps)
 		},
@@ -422,7 +428,7 @@ func composeDownCmd(a *app) *cobra.Command {
 			}
 			defer s.Close()
 			opt := engine.DownOptions{DownOptions: planner.DownOptions{Volumes: volumes, RemoveImages: rmi, RemoveOrphans: removeOrphans},
-				Timeout: composeTimeout(cmd, timeout)}
+				Timeout: composeTimeout(cmd, timeout), WithoutProject: len(s.p.ComposeFiles) == 0}
 			if dryRun {
 				plan, err := s.e.PlanDown(ctx, s.p, opt)
 				if err != nil {
@@ -474,7 +480,7 @@ func composeRows(ctx context.Context, s *composeSession, cs []engine.ContainerIn
 	for _, c := range cs {
 		r := composePsRow{ID: c.ID, Name: c.Name, Image: c.Labels[engine.LabelImageRef], Command: c.Command,
 			Project: c.Labels[planner.LabelProject], Service: c.Labels[planner.LabelService], Created: c.Created,
-			State: c.State, Health: c.Health, ExitCode: c.ExitCode, Labels: c.Labels}
+			State: c.State, Health: c.Health, ExitCode: c.ExitCode, Labels: c.Labels, Publishers: []composePublisher{}}
 		r.Status = composeStatus(c)
 		if s.parts.net != nil {
 			if ports, err := s.parts.net.PublishedPorts(ctx, c.ID); err == nil {

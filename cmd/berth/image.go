@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/storage"
+	"github.com/berth-dev/berth/storage/build"
 )
 
 // addImageCommands registers `berth image ...` and the top-level short forms Docker has and
@@ -167,8 +168,19 @@ func imageLsCmd(a *app) *cobra.Command {
 				}
 				var rows []imageRow
 				seen := map[string]bool{}
+				// Build steps are kept as untagged images for the build cache; like Docker's
+				// intermediate images they are listed only with -a.
+				intermediate := map[string]bool{}
+				if !all {
+					if intermediate, err = build.CachedImages(s.Root(), ""); err != nil {
+						return err
+					}
+				}
 				for _, img := range imgs {
 					isDangling := len(img.RepoTags) == 0
+					if isDangling && intermediate[img.ID] {
+						continue
+					}
 					if dangling != nil && *dangling != isDangling {
 						continue
 					}
@@ -208,7 +220,6 @@ func imageLsCmd(a *app) *cobra.Command {
 						rows = append(rows, r)
 					}
 				}
-				_ = all
 				if quiet {
 					for _, r := range rows {
 						if !seen[r.ID] {
@@ -249,8 +260,8 @@ func imageLsCmd(a *app) *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	f.BoolVar(&digests, "digests", false, "Show digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
-	f.BoolVarP(&all, "all", "a", false, "Show all images (berth keeps no intermediate images; accepted for compatibility)")
-	f.StringArrayVar(&filters, "filter", nil, "Filter output: dangling=true|false, reference=PATTERN")
+	f.BoolVarP(&all, "all", "a", false, "Show all images, including the build cache's intermediate ones")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "Filter output: dangling=true|false, reference=PATTERN")
 	f.StringVar(&format, "format", "", "Output format: table, json, or a Go template")
 	return cmd
 }
@@ -484,7 +495,7 @@ func imageRmCmd(a *app, use string) *cobra.Command {
 	if use == "rm" {
 		cmd.Aliases = []string{"remove"}
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "Force removal of the image")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
 	cmd.Flags().BoolVar(&noPrune, "no-prune", false, "Do not delete unreferenced layers")
 	return cmd
 }
@@ -515,7 +526,12 @@ func imagePruneCmd(a *app) *cobra.Command {
 				return nil
 			}
 			return imageWithStore(a, func(s *storage.Store) error {
-				res, err := s.Prune(cmd.Context(), all, storage.RemoveOptions{})
+				// The build cache's intermediate images stay until `berth builder prune`.
+				cached, err := build.CachedImages(s.Root(), "")
+				if err != nil {
+					return err
+				}
+				res, err := s.Prune(cmd.Context(), all, storage.RemoveOptions{InUse: func(id string) bool { return cached[id] }})
 				if len(res.Untagged)+len(res.Deleted) > 0 {
 					fmt.Fprintln(a.stdout, "Deleted Images:")
 					for _, u := range res.Untagged {
@@ -532,7 +548,7 @@ func imagePruneCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
-	cmd.Flags().BoolVar(&force, "force", false, "Do not prompt for confirmation")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (not supported)")
 	return cmd
 }
@@ -911,7 +927,7 @@ func imageLoginCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&user, "username", "u", "", "Username")
-	cmd.Flags().StringVar(&password, "password", "", "Password")
+	cmd.Flags().StringVarP(&password, "password", "p", "", "Password")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "Take the password from stdin")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "Allow plain HTTP to this registry (always allowed for localhost)")
 	cmd.Flags().StringVar(&authFile, "authfile", "", "Docker config file for credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)")

@@ -395,7 +395,14 @@ func TestE2EPublishedPort(t *testing.T) {
 	if out := e.mustBerth("port", "web", "8080"); strings.TrimSpace(out) != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Errorf("port web 8080 = %q", out)
 	}
-	e.mustBerth("down", "-t", "0")
+	// down works without the compose file, by project name.
+	dir := e.dir
+	e.dir = t.TempDir()
+	e.mustBerth("down", "-t", "0", "-p", "e2eports")
+	e.dir = dir
+	if ps := e.mustBerth("ps", "-a"); strings.Contains(ps, "e2eports-web-1") {
+		t.Errorf("down -p left the container:\n%s", ps)
+	}
 	c := http.Client{Timeout: time.Second}
 	if resp, err := c.Get(url); err == nil {
 		resp.Body.Close()
