@@ -2,8 +2,11 @@
 # ones too when run as root). Both install what they need on a fresh Debian machine.
 
 GO        ?= go
-TAGS      := seccomp,osusergo,netgo
+TAGS      := seccomp,osusergo,netgo,runc_nocriu
 BIN       := bin/berth
+# berth-shim runs each container's monitor, libcontainer's init, exec and the --init reaper. It is
+# static so that the reaper can run inside any container, and small so that a monitor is cheap.
+SHIM      := bin/berth-shim
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 IS_ROOT   := $(shell [ "$$(id -u)" = 0 ] && echo yes)
@@ -30,6 +33,7 @@ endif
 
 build: deps
 	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
+	$(GO) build -tags $(TAGS) -ldflags '-s -w -extldflags=-static' -o $(SHIM) ./runtime/shim
 
 test-unit:
 	$(GO) vet ./...

@@ -1,33 +1,74 @@
 #!/usr/bin/env bash
-# bench/storage.sh — import a generated ~600 MB root filesystem tarball with `berth image import`
-# and compare with `tar -x` of the same file (with and without a final filesystem sync, since
-# berth syncs a layer before committing it). Needs root (ownership is preserved like tar does).
+# bench/storage.sh — berth's image store against its peers, all measured in ONE run on this
+# machine (every number is a median over ROUNDS rounds; the peers and berth alternate inside a
+# round so that load from other jobs hits them alike). Needs root (ownership is preserved like
+# tar does) and skopeo (Debian package `skopeo`).
 #
-#   bench/storage.sh [SIZE_MB]       (default 600)
+#   bench/storage.sh [SIZE_MB]       (import tarball size, default 600)
 #
-# Measured on the shared 2-core CI VM (Debian 12, ext4, page cache warm, load from other jobs):
-#   tar -x 0.84-1.25 s, tar -x + sync 2.2-2.9 s, berth image import 4.7 s  (ratio vs tar -x+sync
-#   about 1.6; vs plain tar -x 3.8). berth writes the bytes twice (the layer blob, needed for
-#   save/push, and the unpacked tree) and syncs both before committing; hashing runs on a
-#   second core while unpacking (that halved import time: 116 -> 234 MB/s in BenchmarkImport).
+# 1. Import: `berth image import` of a generated ~SIZE_MB rootfs tarball vs `tar -x` of the same
+#    file, and vs `tar -x && sync -f` (berth makes the layer durable before committing it, so this
+#    is the like-for-like peer). Re-import of content the store already has vs hashing the file.
+# 2. Pull: `berth image pull` of a 10-layer ~200 MB (unpacked; ~100 MB gzip) image from an
+#    in-memory registry on 127.0.0.1 (bench/storagebench) vs `skopeo copy docker://… oci:DIR`
+#    (download and verify only), and vs skopeo copy + `tar -xzf` of every layer + sync (a pull
+#    that unpacks, like berth's).
+# 3. Disk: 20 images that share the base of (2), pulled into one store: `du` of the store vs 20x
+#    the store holding the base alone.
 #
-# Environment: BENCH_DIR (scratch, default a mktemp dir on /var/tmp), BERTH (a berth binary;
-# default: built from this checkout), KEEP=1 keeps the scratch directory.
+# Every measurement uses fresh temporary roots under one scratch directory, which is removed at
+# the end together with the registry process (killed by its PID).
+# Environment: ROUNDS (default 3), BENCH_DIR (parent of the scratch dir, default /var/tmp),
+# BERTH (a berth binary; default: built from this checkout), KEEP=1 keeps the scratch dir.
 set -euo pipefail
+shopt -s inherit_errexit
 
 size_mb=${1:-600}
+rounds=${ROUNDS:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
-dir=${BENCH_DIR:-$(mktemp -d /var/tmp/berth-bench.XXXXXX)}
-mkdir -p "$dir"
-cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"; }
-trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "bench/storage.sh needs root" >&2; exit 1; }
+command -v skopeo >/dev/null || { echo "bench/storage.sh needs skopeo (apt-get install skopeo)" >&2; exit 1; }
 
+dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/berth-bench-storage.XXXXXX")
+reg_pid=
+cleanup() {
+	if [ -n "$reg_pid" ]; then
+		kill "$reg_pid" 2>/dev/null || true
+		wait "$reg_pid" 2>/dev/null || true
+	fi
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $dir" >&2; else rm -rf "$dir"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building berth and bench/storagebench..." >&2
 if [ -z "${BERTH:-}" ]; then
-	echo "building berth..." >&2
 	(cd "$here" && go build -o "$dir/berth" ./cmd/berth)
 	BERTH=$dir/berth
 fi
+(cd "$here" && go build -o "$dir/storagebench" ./bench/storagebench)
+SB=$dir/storagebench
 
+# ms CMD...: run CMD (output discarded) and print its wall time in milliseconds.
+ms() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+secs() { awk -v m="$1" 'BEGIN {printf "%6.2f s", m/1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
+fresh() { local d; d=$(mktemp -d "$dir/r.XXXXXX"); echo "$d"; }
+settle() { sync; }
+
+echo "== machine"
+echo "cpus: $(nproc)   memory: $(free -m | awk '/^Mem:/ {print $2 " MiB"}')   kernel: $(uname -r)"
+echo "scratch filesystem: $(df -T "$dir" | awk 'NR==2 {print $2 " on " $1}')   load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "berth: $BERTH   skopeo: $(skopeo --version | awk '{print $3}')   rounds: $rounds (medians)"
+
+# ---------------------------------------------------------------------------------------------
 tarball=$dir/rootfs.tar
 echo "generating a ${size_mb} MB rootfs tarball..." >&2
 python3 - "$tarball" "$size_mb" <<'PY'
@@ -69,39 +110,99 @@ with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
         total += n; i += 1
 print("files: %d, content bytes: %d" % (i, total), file=sys.stderr)
 PY
-ls -l "$tarball" >&2
-sync
+settle
 
-now() { date +%s.%N; }
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; cat "$tarball" > /dev/null; }
+tar_x() { mkdir "$1" && tar -x -f "$tarball" -C "$1"; }
+tar_x_sync() { mkdir "$1" && tar -x -f "$tarball" -C "$1" && sync -f "$1"; }
+imp() { "$BERTH" --root "$1" image import "$tarball" "$2"; }
 
-drop
-t0=$(now)
-mkdir "$dir/x1" && tar -x -f "$tarball" -C "$dir/x1"
-t1=$(now)
-tar_s=$(echo "$t1 - $t0" | bc)
+echo "importing (${rounds} rounds)..." >&2
+T_TAR=() T_TARSYNC=() T_IMP=() T_AGAIN=() T_HASH=()
+for ((r = 1; r <= rounds; r++)); do
+	cat "$tarball" >/dev/null # the source is in the page cache for everybody
+	d=$(fresh); settle; T_TAR+=("$(ms tar_x "$d/x")"); rm -rf "$d"
+	d=$(fresh); settle; T_TARSYNC+=("$(ms tar_x_sync "$d/x")"); rm -rf "$d"
+	d=$(fresh); settle; T_IMP+=("$(ms imp "$d/root" bench:1)")
+	settle; T_AGAIN+=("$(ms imp "$d/root" bench:2)"); rm -rf "$d"
+	T_HASH+=("$(ms "$SB" sha256 "$tarball")")
+done
+tar_ms=$(median "${T_TAR[@]}") tarsync_ms=$(median "${T_TARSYNC[@]}") imp_ms=$(median "${T_IMP[@]}")
+again_ms=$(median "${T_AGAIN[@]}") hash_ms=$(median "${T_HASH[@]}")
 
-drop
-t0=$(now)
-mkdir "$dir/x2" && tar -x -f "$tarball" -C "$dir/x2" && sync -f "$dir/x2"
-t1=$(now)
-tarsync_s=$(echo "$t1 - $t0" | bc)
+echo
+echo "== import of a $(du -h "$tarball" | cut -f1) rootfs tarball ($(tar -tf "$tarball" | wc -l) entries)"
+printf '%-40s %s   runs(ms): %s\n' "tar -x" "$(secs "$tar_ms")" "${T_TAR[*]}"
+printf '%-40s %s   runs(ms): %s\n' "tar -x && sync -f" "$(secs "$tarsync_ms")" "${T_TARSYNC[*]}"
+printf '%-40s %s   runs(ms): %s\n' "berth image import (blob+layer, synced)" "$(secs "$imp_ms")" "${T_IMP[*]}"
+printf '%-40s %s   runs(ms): %s\n' "berth image import, content already stored" "$(secs "$again_ms")" "${T_AGAIN[*]}"
+printf '%-40s %s   runs(ms): %s\n' "sha256 of the tarball (Go, as berth)" "$(secs "$hash_ms")" "${T_HASH[*]}"
+echo "ratio import / tar -x:              $(ratio "$imp_ms" "$tar_ms")   (target <= 1.43, i.e. >= 0.7x tar's speed)"
+echo "ratio import / (tar -x && sync):    $(ratio "$imp_ms" "$tarsync_ms")"
+echo "ratio re-import / sha256 of file:   $(ratio "$again_ms" "$hash_ms")"
+rm -f "$tarball"
 
-drop
-t0=$(now)
-"$BERTH" --root "$dir/state" image import "$tarball" bench:latest >/dev/null
-t1=$(now)
-berth_s=$(echo "$t1 - $t0" | bc)
+# ---------------------------------------------------------------------------------------------
+echo "starting the registry and pushing images..." >&2
+"$SB" serve "$dir/reg.port" -layers 10 -mb 200 -derived 20 >"$dir/reg.log" 2>&1 &
+reg_pid=$!
+for ((i = 0; i < 600; i++)); do
+	[ -s "$dir/reg.port" ] && break
+	kill -0 "$reg_pid" 2>/dev/null || { cat "$dir/reg.log" >&2; exit 1; }
+	sleep 0.2
+done
+[ -s "$dir/reg.port" ] || { echo "registry did not start" >&2; exit 1; }
+read -r port base_bytes base_unpacked <"$dir/reg.port"
+reg=127.0.0.1:$port
 
-# Re-import of the same content: the layer already exists (content still read and hashed).
-t0=$(now)
-"$BERTH" --root "$dir/state" image import "$tarball" bench:again >/dev/null
-t1=$(now)
-again_s=$(echo "$t1 - $t0" | bc)
+pull() { "$BERTH" --root "$1" image pull -q "$reg/bench/$2:latest"; }
+sko() { skopeo copy -q --src-tls-verify=false "docker://$reg/bench/base:latest" "oci:$1:base"; }
+# skopeo copy, then unpack every layer in order like a runtime would, then sync.
+sko_unpack() {
+	sko "$1/oci"
+	mkdir "$1/rootfs"
+	python3 - "$1/oci" <<'PY' | while read -r blob; do tar -x -z -f "$1/oci/blobs/sha256/$blob" -C "$1/rootfs"; done
+import json, sys
+d = sys.argv[1]
+idx = json.load(open(d + "/index.json"))
+m = json.load(open(d + "/blobs/sha256/" + idx["manifests"][0]["digest"].split(":")[1]))
+for l in m["layers"]:
+    print(l["digest"].split(":")[1])
+PY
+	sync -f "$1"
+}
 
-printf 'tar -x:                 %6.2f s\n' "$tar_s"
-printf 'tar -x + sync:          %6.2f s\n' "$tarsync_s"
-printf 'berth image import:     %6.2f s   (blob + unpacked layer, synced)\n' "$berth_s"
-printf 'berth import (again):   %6.2f s\n' "$again_s"
-printf 'ratio import / tar -x:        %.2f\n' "$(echo "$berth_s / $tar_s" | bc -l)"
-printf 'ratio import / (tar -x+sync): %.2f\n' "$(echo "$berth_s / $tarsync_s" | bc -l)"
+echo "pulling (${rounds} rounds)..." >&2
+T_PULL=() T_SKO=() T_SKOX=()
+for ((r = 1; r <= rounds; r++)); do
+	d=$(fresh); settle; T_SKO+=("$(ms sko "$d/oci")"); rm -rf "$d"
+	d=$(fresh); settle; T_PULL+=("$(ms pull "$d/root" base)"); rm -rf "$d"
+	d=$(fresh); settle; T_SKOX+=("$(ms sko_unpack "$d")"); rm -rf "$d"
+done
+pull_ms=$(median "${T_PULL[@]}") sko_ms=$(median "${T_SKO[@]}") skox_ms=$(median "${T_SKOX[@]}")
+echo
+echo "== pull of a 10-layer image: $((base_unpacked / 1000000)) MB unpacked, $((base_bytes / 1000000)) MB gzip, from $reg"
+printf '%-40s %s   runs(ms): %s\n' "skopeo copy docker:// oci: (no unpack)" "$(secs "$sko_ms")" "${T_SKO[*]}"
+printf '%-40s %s   runs(ms): %s\n' "skopeo copy + tar -xzf layers + sync" "$(secs "$skox_ms")" "${T_SKOX[*]}"
+printf '%-40s %s   runs(ms): %s\n' "berth image pull (verify, unpack, sync)" "$(secs "$pull_ms")" "${T_PULL[*]}"
+echo "ratio berth pull / skopeo copy:           $(ratio "$pull_ms" "$sko_ms")   (target < 1)"
+echo "ratio berth pull / skopeo copy + unpack:  $(ratio "$pull_ms" "$skox_ms")"
+
+# ---------------------------------------------------------------------------------------------
+echo "pulling 20 images that share the base..." >&2
+d=$(fresh)
+pull "$d/base" base >/dev/null
+one=$(du -sb "$d/base" | cut -f1)
+t0=$(date +%s%N)
+for ((i = 1; i <= 20; i++)); do pull "$d/root" "app$i" >/dev/null; done
+t1=$(date +%s%N)
+all=$(du -sb "$d/root" | cut -f1)
+echo
+echo "== disk: 20 images (the base above + one 64 KB layer each) in one store"
+echo "store with the base image only:   $(du -sh "$d/base" | cut -f1)   (gzip blobs + unpacked layers + metadata)"
+echo "store with the 20 images:         $(du -sh "$d/root" | cut -f1)   (pulled one after another in $(secs $(((t1 - t0) / 1000000))))"
+echo "20 x base:                        $(awk -v b="$one" 'BEGIN {printf "%.0fM", 20*b/1048576}')"
+echo "ratio store / (20 x base):        $(ratio "$all" "$((20 * one))")   (1/20 = 0.05 means the base is stored once)"
+echo "layer directories in the store:   $(ls "$d/root/layers" | wc -l)   (10 base + 20 app layers)"
+rm -rf "$d"
+echo
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

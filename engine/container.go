@@ -154,7 +154,12 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	case svc.NetworkMode == "host":
 		cfg.NetNSPath = "host"
 	case strings.HasPrefix(svc.NetworkMode, "service:"), strings.HasPrefix(svc.NetworkMode, "container:"):
-		return "", fmt.Errorf("network_mode %q: %w", svc.NetworkMode, ErrUnsupported)
+		// Join the other container's namespace through its PID 1.
+		peer, err := x.peerContainer(ctx, svc.NetworkMode)
+		if err != nil {
+			return "", err
+		}
+		cfg.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", peer.Pid)
 	default:
 		if c.Sandboxes == nil {
 			return "", fmt.Errorf("network sandbox: %w", ErrUnsupported)
@@ -265,6 +270,31 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
 	return id, nil
+}
+
+// peerContainer finds the running container named by network_mode "service:NAME" or
+// "container:NAME".
+func (x *exec) peerContainer(ctx context.Context, mode string) (ContainerInfo, error) {
+	c := &x.e.cfg
+	kind, name, _ := strings.Cut(mode, ":")
+	if c.Lister == nil {
+		return ContainerInfo{}, fmt.Errorf("network_mode %q: %w", mode, ErrUnsupported)
+	}
+	all, err := c.Lister.List(ctx)
+	if err != nil {
+		return ContainerInfo{}, err
+	}
+	for _, o := range all {
+		match := o.Name == name || o.ID == name
+		if kind == "service" {
+			match = o.Labels[planner.LabelProject] == x.p.Name && o.Labels[planner.LabelService] == name &&
+				o.Labels[planner.LabelOneOff] != "True"
+		}
+		if match && o.State == planner.StateRunning && o.Pid > 0 {
+			return o, nil
+		}
+	}
+	return ContainerInfo{}, fmt.Errorf("network_mode %q: no running container: %w", mode, ErrNotFound)
 }
 
 func mergeHealth(dst, src *spec.Healthcheck) {

@@ -201,6 +201,12 @@ type Sandboxes interface {
 	Remove(ctx context.Context, id string, networks []string) error
 }
 
+// PortChecker is an optional capability of Sandboxes: CheckPorts fails (before anything
+// starts) when a fixed host port is already published or listened on.
+type PortChecker interface {
+	CheckPorts(ctx context.Context, ports []PortMapping) error
+}
+
 // VolumeInfo is one existing named volume.
 type VolumeInfo struct {
 	Name   string

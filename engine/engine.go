@@ -271,7 +271,7 @@ func (e *Engine) Up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 
 func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Progress) (*planner.Plan, error) {
 	unlock, err := e.Lock(ctx, p.Name, func(holder string) {
-		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Status: StatusWarning,
+		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning,
 			Text: "waiting for the project lock held by " + holder})
 	})
 	if err != nil {
@@ -290,6 +290,9 @@ func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 	}
 	e.log.Debug("up: observed and planned", "observe", t1.Sub(t0), "plan", time.Since(t1), "actions", len(plan.Nodes))
 	e.notes(p, plan, prog)
+	if err := e.checkPorts(ctx, p, plan); err != nil {
+		return plan, err
+	}
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	x.waitTimeout = opt.WaitTimeout
@@ -336,7 +339,7 @@ func (e *Engine) Down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 
 func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, prog Progress) (*planner.Plan, error) {
 	unlock, err := e.Lock(ctx, p.Name, func(holder string) {
-		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Status: StatusWarning,
+		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning,
 			Text: "waiting for the project lock held by " + holder})
 	})
 	if err != nil {
@@ -355,6 +358,32 @@ func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	return plan, x.run(ctx, plan)
+}
+
+// checkPorts fails before anything starts when a new container would publish a fixed host
+// port that is taken (recreated containers are not checked: their old self holds the port).
+func (e *Engine) checkPorts(ctx context.Context, p *spec.Project, plan *planner.Plan) error {
+	pc, ok := e.cfg.Sandboxes.(PortChecker)
+	if !ok {
+		return nil
+	}
+	var ports []PortMapping
+	for _, n := range plan.Nodes {
+		cc, ok := n.Action.(planner.CreateContainer)
+		if !ok {
+			continue
+		}
+		if s, ok := p.Service(cc.Service); ok && s.NetworkMode != "host" {
+			ports = append(ports, portMappings(s.Ports)...)
+		}
+	}
+	if len(ports) == 0 {
+		return nil
+	}
+	if err := pc.CheckPorts(ctx, ports); err != nil {
+		return fmt.Errorf("published ports: %w", err)
+	}
+	return nil
 }
 
 // notes reports the plan's notes (orphans left in place, changed networks) as warnings.

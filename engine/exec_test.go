@@ -432,3 +432,25 @@ func TestRunAttachedAbortOnExit(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitTimeout(t *testing.T) {
+	f := newFakes()
+	f.rt.cs["c1"] = &fakeContainer{cfg: ContainerConfig{ID: "c1", Name: "proj-db-1",
+		Labels: map[string]string{planner.LabelProject: "proj", planner.LabelService: "db", planner.LabelNumber: "1", "test.health": "starting"}},
+		state: planner.StateRunning}
+	e, _ := New(f.config())
+	p := testProject()
+	have, _ := e.Observe(context.Background(), p)
+	x := e.newExec(p, have, NopProgress{})
+	x.waitTimeout = 50 * time.Millisecond
+	plan := &planner.Plan{Nodes: []planner.Node{{ID: 1, Action: planner.WaitContainer{Service: "db", Condition: spec.ConditionHealthy, Required: true}}}}
+	err := x.run(context.Background(), plan)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "did not become healthy") {
+		t.Errorf("err = %v, want ErrTimeout", err)
+	}
+	// An optional dependency only warns.
+	plan.Nodes[0].Action = planner.WaitContainer{Service: "db", Condition: spec.ConditionHealthy, Required: false}
+	if err := x.run(context.Background(), plan); err != nil {
+		t.Errorf("optional dependency: %v", err)
+	}
+}

@@ -156,6 +156,7 @@ func (r *Runtime) spawnMonitor(ctx context.Context, id string, attach bool) (*os
 	cmd := exec.Command(r.shim, monitorArg, r.root, r.runRoot, id, mode)
 	cmd.Args[0] = "berth-monitor"
 	cmd.Stderr = logf
+	cmd.Dir = "/" // do not pin the caller's working directory for the container's lifetime
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=50")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -302,6 +302,20 @@ func (r *Runtime) Resolve(ctx context.Context, ref string) (string, error) {
 	return "", fmt.Errorf("%s matches %d containers: %w", ref, len(match), ErrAmbiguous)
 }
 
+// NameTaken reports whether a container has the name.
+func (r *Runtime) NameTaken(ctx context.Context, name string) (bool, error) {
+	all, err := r.configs()
+	if err != nil {
+		return false, err
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Rename changes a container's name.
 func (r *Runtime) Rename(ctx context.Context, id, name string) error {
 	unlock, err := r.lockNames()

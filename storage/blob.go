@@ -77,10 +77,6 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// trustDigest stops hashing: the caller hashes the very same bytes itself and passes the
-// result to Commit (saves a second sha256 pass over every imported layer).
-func (w *blobWriter) trustDigest() { w.h = nil }
-
 func (w *blobWriter) Digest() string { return "sha256:" + hex.EncodeToString(w.h.Sum(nil)) }
 
 // Commit verifies (if want is not empty) and stores the blob; it returns its digest.

@@ -161,8 +161,8 @@ func (s *Store) Create(ctx context.Context, opt CreateOptions) (Image, error) {
 			return Image{}, err
 		}
 		defer bw.Abort()
-		bw.trustDigest() // unpack hashes the same bytes: the blob of a tar layer is its diff
-		diff, _, err := s.unpack(ctx, r, bw, "", func(diff string) (string, string) {
+		// The blob of an uncompressed tar layer is its diff: bw's hash is the diff ID.
+		diff, _, err := s.unpack(ctx, r, bw, func(diff string) (string, string) {
 			chains := ChainIDs(append(append([]string{}, diffs...), diff))
 			parent := ""
 			if len(chains) > 1 {

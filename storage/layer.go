@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,12 +14,70 @@ import (
 	"strings"
 )
 
-// unpack extracts the uncompressed layer tar r into a scratch directory while hashing it (and
-// copying it into bw, if set). It verifies the diff ID against wantDiff (if set), then asks
-// name for the chain ID (and parent chain) and renames the layer into layers/ unless an equal
-// layer is already there. Nothing is left behind on error. It returns the diff ID.
-func (s *Store) unpack(ctx context.Context, r io.Reader, bw io.Writer, wantDiff string, name func(diffID string) (chain, parent string)) (string, int64, error) {
-	return s.unpackWith(ctx, r, bw, wantDiff, name, nil)
+// unpack stores the uncompressed layer tar r as a blob through bw (which hashes it) and
+// extracts it into a scratch directory in the same pass: one goroutine reads, hashes and
+// writes the blob while a second unpacks from the blob file right behind it (spool), so the
+// source is read once and both cores work. The diff ID is known as soon as the hash is done;
+// if the store already has the layer (name gives its chain ID and parent), unpacking stops
+// there and the partial tree is dropped. Otherwise the layer is synced and renamed into
+// layers/. Nothing is left behind on error. It returns the diff ID and the content size (0 if
+// the layer already existed). The caller commits bw.
+func (s *Store) unpack(ctx context.Context, r io.Reader, bw *blobWriter, name func(diffID string) (chain, parent string)) (string, int64, error) {
+	tmp := s.scratch("layer-")
+	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
+		return "", 0, fmt.Errorf("unpack layer: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			removeAllMaybeImmutable(tmp)
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sp := newSpool(bw)
+	type result struct {
+		size int64
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		br := bufio.NewReaderSize(sp.reader(), 1<<20)
+		size, err := extractLayer(ctx, br, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize()})
+		if err != nil {
+			sp.stop() // the writer need not go on
+		}
+		res <- result{size, err}
+	}()
+	_, ferr := sp.fill(ctx, r)
+	if ferr != nil {
+		sp.stop()
+		x := <-res
+		if errors.Is(ferr, errSpoolStopped) && x.err != nil {
+			return "", 0, x.err // the unpacking failed first: report why
+		}
+		return "", 0, ferr
+	}
+	diff := bw.Digest()
+	chain, parent := name(diff)
+	if s.hasLayer(chain) {
+		sp.stop()
+		<-res
+		return diff, 0, nil
+	}
+	x := <-res
+	if x.err != nil {
+		return "", 0, x.err
+	}
+	size := x.size
+	if err := syncLayer(tmp); err != nil {
+		return "", 0, err
+	}
+	if err := s.commitLayer(tmp, chain, diff, parent, size); err != nil {
+		return "", 0, err
+	}
+	ok = true
+	return diff, size, nil
 }
 
 // unpackChecked unpacks a layer with known diff ID and chain; check runs after the content is
@@ -30,10 +90,12 @@ func (s *Store) unpackChecked(ctx context.Context, r io.Reader, diffID, chain, p
 		}
 		return diffID, 0, check()
 	}
-	return s.unpackWith(ctx, r, nil, diffID, func(string) (string, string) { return chain, parent }, check)
+	return s.unpackWith(ctx, r, diffID, chain, parent, check)
 }
 
-func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantDiff string, name func(diffID string) (chain, parent string), check func() error) (string, int64, error) {
+// unpackWith extracts the layer tar r (hashing it on a second core) into a scratch directory,
+// verifies its diff ID against wantDiff, runs check, and commits it as layer chain.
+func (s *Store) unpackWith(ctx context.Context, r io.Reader, wantDiff, chain, parent string, check func() error) (string, int64, error) {
 	tmp := s.scratch("layer-")
 	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
 		return "", 0, fmt.Errorf("unpack layer: %w", err)
@@ -45,11 +107,7 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantD
 		}
 	}()
 	h := sha256.New()
-	var w io.Writer = h
-	if bw != nil {
-		w = io.MultiWriter(h, bw)
-	}
-	aw := newAsyncWriter(w) // hash (and copy) on another core while this one unpacks
+	aw := newAsyncWriter(h) // hash on another core while this one unpacks
 	tee := io.TeeReader(r, aw)
 	size, err := extractLayer(ctx, tee, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize()})
 	if err == nil {
@@ -72,31 +130,41 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, bw io.Writer, wantD
 			return "", 0, err
 		}
 	}
-	chain, parent := name(diff)
 	if s.hasLayer(chain) {
 		return diff, size, nil
 	}
 	if err := syncLayer(tmp); err != nil {
 		return "", 0, err
 	}
+	if err := s.commitLayer(tmp, chain, diff, parent, size); err != nil {
+		return "", 0, err
+	}
+	ok = true
+	return diff, size, nil
+}
+
+// commitLayer writes the metadata of the synced, unpacked layer in tmp and renames it into
+// layers/<chain> (if another process committed the same layer first, tmp is removed). On
+// success tmp no longer exists.
+func (s *Store) commitLayer(tmp, chain, diff, parent string, size int64) error {
 	short := strings.TrimPrefix(chain, "sha256:")[:16]
 	meta := layerMeta{ChainID: chain, DiffID: diff, Parent: parent, Size: size, Short: short}
 	mb, _ := json.Marshal(meta)
 	if err := writeFileAtomic(filepath.Join(tmp, "meta.json"), mb, 0o600); err != nil {
-		return "", 0, err
+		return err
 	}
 	if err := s.linkShort(short, chain); err != nil {
-		return "", 0, err
+		return err
 	}
 	dst := s.layerDir(chain)
 	if err := os.Rename(tmp, dst); err != nil {
 		if isExist(err) {
-			return diff, size, nil // another process unpacked it first
+			removeAllMaybeImmutable(tmp) // another process unpacked it first
+			return nil
 		}
-		return "", 0, fmt.Errorf("unpack layer %s: %w", chain, err)
+		return fmt.Errorf("unpack layer %s: %w", chain, err)
 	}
-	ok = true
-	return diff, size, syncDir(filepath.Dir(dst))
+	return syncDir(filepath.Dir(dst))
 }
 
 // linkShort makes l/<short> point at layers/<chain>/diff (atomically replacing a stale link).

@@ -673,8 +673,7 @@ func composeLogsCmd(a *app) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	// -f is the global --file flag, so follow has no shorthand here.
-	fl.BoolVar(&follow, "follow", false, "Follow log output")
+	fl.BoolVarP(&follow, "follow", "f", false, "Follow log output")
 	fl.StringVarP(&tail, "tail", "n", "all", "Number of lines to show from the end of the logs for each container")
 	fl.BoolVarP(&timestamps, "timestamps", "t", false, "Show timestamps")
 	fl.BoolVar(&noPrefix, "no-log-prefix", false, "Don't print prefix in logs")
@@ -904,8 +903,7 @@ func composeRunCmd(a *app) *cobra.Command {
 	fl.BoolVarP(&interactive, "interactive", "i", true, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&servicePorts, "service-ports", "P", false, "Run command with all service's ports enabled and mapped to the host")
 	fl.StringArrayVarP(&env, "env", "e", nil, "Set environment variables")
-	// -p is the global --project-name flag, so publish has no shorthand here.
-	fl.StringArrayVar(&publish, "publish", nil, "Publish a container's port(s) to the host")
+	fl.StringArrayVarP(&publish, "publish", "p", nil, "Publish a container's port(s) to the host")
 	fl.StringArrayVarP(&volumes, "volume", "v", nil, "Bind mount a volume")
 	fl.StringVar(&entrypoint, "entrypoint", "", "Override the entrypoint of the image")
 	fl.StringVarP(&user, "user", "u", "", "Run as specified username or uid")

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,6 +27,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/berth-dev/berth/netns"
 	crt "github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/storage"
 )
@@ -34,7 +37,11 @@ const (
 	containerImageIDLabel  = "io.berth.image.id"
 	containerImageRefLabel = "io.berth.image.ref"
 	containerAnonVolLabel  = "io.berth.anonymous-volumes"
+	containerNetworkLabel  = "io.berth.network"
 )
+
+// containerDefaultNetwork is the network -p and --network bridge use, created on demand.
+const containerDefaultNetwork = "bridge"
 
 // addContainerCommands registers `berth container ...`.
 func addContainerCommands(root *cobra.Command, a *app) {
@@ -49,30 +56,9 @@ func addContainerCommands(root *cobra.Command, a *app) {
 		containerLogsCmd(a), containerPsCmd(a), containerInspectCmd(a), containerTopCmd(a),
 		containerPauseCmd(a, false), containerPauseCmd(a, true), containerWaitCmd(a),
 		containerPortCmd(a), containerRenameCmd(a), containerStatsCmd(a), containerAttachCmd(a),
-		containerPruneCmd(a),
+		containerPruneCmd(a), containerCpCmd(a), containerCommitCmd(a),
 	)
-	containerShadowGlobals(c)
 	root.AddCommand(c)
-}
-
-// containerShadowGlobals gives every subcommand hidden local "file" and "project-name" flags.
-// Cobra merges the root's persistent flags into each command and panics when a shorthand is
-// taken twice; Docker's -f (--follow, --force, --filter, --format) and -p (--publish) would
-// collide with the global -f/--file and -p/--project-name, which these commands do not use.
-// A local flag of the same name keeps the global one out.
-func containerShadowGlobals(c *cobra.Command) {
-	for _, sub := range c.Commands() {
-		f := sub.Flags()
-		if f.Lookup("file") == nil {
-			f.StringArray("file", nil, "")
-			_ = f.MarkHidden("file")
-		}
-		if f.Lookup("project-name") == nil {
-			f.String("project-name", "", "")
-			_ = f.MarkHidden("project-name")
-		}
-		containerShadowGlobals(sub)
-	}
 }
 
 // containerParts are what container commands work with.
@@ -156,6 +142,9 @@ func (p *containerParts) remove(ctx context.Context, id string, force, volumes b
 	if err := p.rt.Remove(ctx, id, force); err != nil {
 		return err
 	}
+	if err := containerLeaveNetwork(ctx, p.a, c.Config); err != nil {
+		return err
+	}
 	if c.Config.Labels[containerImageIDLabel] != "" {
 		s, err := containerStore(p.a)
 		if err != nil {
@@ -179,6 +168,28 @@ func (p *containerParts) remove(ctx context.Context, id string, force, volumes b
 	return nil
 }
 
+// containerLeaveNetwork removes a removed container's network sandbox (its addresses, veths
+// and published ports) when it has one berth made.
+func containerLeaveNetwork(ctx context.Context, a *app, c crt.ContainerConfig) error {
+	if c.NetNSPath == "" || c.NetNSPath == "host" {
+		return nil
+	}
+	m, err := containerNetworks(a)
+	if err != nil {
+		return err
+	}
+	if c.NetNSPath != m.SandboxPath(c.ID) {
+		return nil // joined another container's namespace: not ours to remove
+	}
+	if err := m.RemoveSandbox(ctx, c.ID); err != nil && !errors.Is(err, netns.ErrNotFound) && !errors.Is(err, netns.ErrNoSandbox) {
+		return fmt.Errorf("remove network sandbox of %s: %w", c.Name, err)
+	}
+	if err := m.ForgetPorts(ctx, c.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
 // --- run / create ---
 
 type containerRunOpts struct {
@@ -193,6 +204,7 @@ type containerRunOpts struct {
 	healthCmd                                                                                   string
 	healthInterval, healthTimeout, healthStartPeriod, healthStartInterval                       time.Duration
 	healthRetries                                                                               int
+	changed                                                                                     map[string]bool
 }
 
 func containerRunFlags(cmd *cobra.Command, o *containerRunOpts, run bool) {
@@ -208,8 +220,8 @@ func containerRunFlags(cmd *cobra.Command, o *containerRunOpts, run bool) {
 	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables (KEY=VALUE, or KEY to copy it)")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "Read environment variables from a file")
 	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "Mount a volume: NAME:/path, /host:/path[:ro], or /path")
-	f.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a port (not supported yet by `berth container`)")
-	f.StringVar(&o.network, "network", "none", "Network: none or host")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a container's port to the host: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")
+	f.StringVar(&o.network, "network", "none", "Network: none, host, bridge (berth's default network) or a network from `berth network create` (-p alone implies bridge)")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	f.StringVarP(&o.user, "user", "u", "", "User (name|uid[:group|gid])")
 	f.StringVar(&o.entrypoint, "entrypoint", "", "Override the image's entrypoint")
@@ -257,6 +269,7 @@ func containerRunCmd(a *app) *cobra.Command {
 		Short: "Create and start a container from an image",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed = map[string]bool{"network": cmd.Flags().Changed("network")}
 			return containerRun(cmd.Context(), a, o, args, true)
 		},
 	}
@@ -271,6 +284,7 @@ func containerCreateCmd(a *app) *cobra.Command {
 		Short: "Create a container from an image without starting it",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed = map[string]bool{"network": cmd.Flags().Changed("network")}
 			return containerRun(cmd.Context(), a, o, args, false)
 		},
 	}
@@ -281,8 +295,19 @@ func containerCreateCmd(a *app) *cobra.Command {
 func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []string, start bool) error {
 	tr := containerTracer()
 	defer tr("done")
-	if len(o.publish) > 0 {
-		return &exitError{code: 1, err: errors.New("-p/--publish is not supported by `berth container run` yet; use a Compose file with ports, or --network host")}
+	ports, err := containerParsePublishes(o.publish)
+	if err != nil {
+		return &exitError{code: 125, err: err}
+	}
+	network := o.network
+	if network == "" || (len(ports) > 0 && !containerFlagChanged(o, "network")) {
+		network = "none"
+		if len(ports) > 0 {
+			network = "bridge"
+		}
+	}
+	if len(ports) > 0 && (network == "none" || network == "host") {
+		return &exitError{code: 125, err: fmt.Errorf("-p/--publish needs a network: it has no effect with --network %s; use --network bridge or a network from `berth network create`", network)}
 	}
 	p, err := containerOpen(a)
 	if err != nil {
@@ -300,20 +325,36 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		return &exitError{code: 125, err: fmt.Errorf("image %s: %w (import, load, build or pull it first)", args[0], err)}
 	}
 	id := crt.NewID()
+	o.network = network
 	c, err := containerConfig(a, p, o, img, args, id)
 	if err != nil {
 		return &exitError{code: 125, err: err}
 	}
 	tr("config")
+	var netUndo func()
+	if network != "none" && network != "host" {
+		undo, err := containerJoinNetwork(ctx, a, &c, o, network, ports)
+		if err != nil {
+			return &exitError{code: 125, err: err}
+		}
+		netUndo = undo
+		tr("network")
+	}
 	rootfs, err := s.Mount(ctx, id, img.ID)
 	tr("mount")
 	if err != nil {
+		if netUndo != nil {
+			netUndo()
+		}
 		return fmt.Errorf("mount image: %w", err)
 	}
 	c.Rootfs = rootfs
 	if err := p.rt.Create(ctx, c); err != nil {
 		_ = s.Unmount(ctx, id)
 		_ = s.RemoveContainerLayer(ctx, id)
+		if netUndo != nil {
+			netUndo()
+		}
 		code := 125
 		return &exitError{code: code, err: err}
 	}
@@ -343,6 +384,7 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		if rerr := p.remove(rctx, id, true, true); rerr != nil {
 			fmt.Fprintln(a.stderr, "berth: remove:", rerr)
 		}
+		tr("remove")
 	}
 	if err != nil {
 		return &exitError{code: 125, err: err}
@@ -351,6 +393,169 @@ func containerRun(ctx context.Context, a *app, o *containerRunOpts, args []strin
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+// containerFlagChanged reports whether the user gave the flag (set by the run/create commands).
+func containerFlagChanged(o *containerRunOpts, name string) bool { return o.changed[name] }
+
+// containerNetworks opens the network manager with the same configuration as the engine's
+// (cmd/berth/wire.go), so both see the same networks, addresses and ports.
+func containerNetworks(a *app) (*netns.Manager, error) {
+	return netns.New(netns.Config{Root: filepath.Join(a.opts.Root, "networks"), RunRoot: a.opts.RunRoot, Logger: a.logger})
+}
+
+// containerJoinNetwork gives the container a network sandbox attached to network ("bridge" is
+// berth's default network, created on first use), publishes ports and writes the container's
+// hosts and resolv.conf. undo releases everything on a later failure.
+func containerJoinNetwork(ctx context.Context, a *app, c *crt.ContainerConfig, o *containerRunOpts, network string, ports []netns.PortMapping) (undo func(), err error) {
+	m, err := containerNetworks(a)
+	if err != nil {
+		return nil, err
+	}
+	if network == containerDefaultNetwork {
+		if _, err := m.EnsureNetwork(ctx, netns.NetworkConfig{Name: containerDefaultNetwork}); err != nil {
+			return nil, fmt.Errorf("default network %q: %w", containerDefaultNetwork, err)
+		}
+	} else if _, err := m.InspectNetwork(ctx, network); err != nil {
+		if errors.Is(err, netns.ErrNotFound) {
+			return nil, fmt.Errorf("network %s not found: create it with `berth network create %s`, or use --network bridge, none or host", network, network)
+		}
+		return nil, err
+	}
+	id := c.ID
+	undo = func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = m.RemoveSandbox(cctx, id)
+		_ = m.ForgetPorts(cctx, id)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			undo()
+		}
+	}()
+	if len(ports) > 0 {
+		if err := m.CheckPorts(ctx, ports); err != nil {
+			return nil, err
+		}
+	}
+	nsPath, err := m.CreateSandbox(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := m.Attach(ctx, id, network, netns.EndpointConfig{Hostname: c.Hostname, ContainerName: c.Name})
+	if err != nil {
+		return nil, err
+	}
+	if len(ports) > 0 {
+		if _, err := m.Publish(ctx, id, ports); err != nil {
+			return nil, err
+		}
+	}
+	c.NetNSPath = nsPath
+	c.Labels[containerNetworkLabel] = network
+	if c.Hosts, err = netns.HostsFile(netns.HostsOptions{Hostname: c.Hostname, IPs: []string{ep.IP},
+		ExtraHosts: o.addHost, HostGateway: ep.Gateway}); err != nil {
+		return nil, err
+	}
+	if c.ResolvConf, err = m.ResolvConf(netns.ResolvOptions{Nameserver: ep.Gateway, DNS: o.dns}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return undo, nil
+}
+
+// containerParsePublishes parses -p values: [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/PROTO], where
+// ports may be equal-length ranges (8000-8001:80-81) and HOST_PORT may be empty (random).
+func containerParsePublishes(specs []string) ([]netns.PortMapping, error) {
+	var out []netns.PortMapping
+	for _, spec := range specs {
+		ms, err := containerParsePublish(spec)
+		if err != nil {
+			return nil, fmt.Errorf("-p %q: %w; use [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], e.g. 8080:80", spec, err)
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+func containerParsePublish(spec string) ([]netns.PortMapping, error) {
+	rest, proto, _ := strings.Cut(spec, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("unknown protocol %q", proto)
+	}
+	var hostIP, hostPart, ctrPart string
+	if strings.HasPrefix(rest, "[") { // [v6]:host:ctr
+		end := strings.Index(rest, "]")
+		if end < 0 {
+			return nil, errors.New("unterminated [")
+		}
+		hostIP, rest = rest[1:end], strings.TrimPrefix(rest[end+1:], ":")
+		hostPart, ctrPart, _ = strings.Cut(rest, ":")
+		if ctrPart == "" {
+			return nil, errors.New("no container port")
+		}
+	} else {
+		parts := strings.Split(rest, ":")
+		switch len(parts) {
+		case 1:
+			ctrPart = parts[0]
+		case 2:
+			hostPart, ctrPart = parts[0], parts[1]
+		case 3:
+			hostIP, hostPart, ctrPart = parts[0], parts[1], parts[2]
+		default:
+			return nil, errors.New("too many colons")
+		}
+	}
+	if hostIP != "" && net.ParseIP(hostIP) == nil {
+		return nil, fmt.Errorf("%q is not an IP address", hostIP)
+	}
+	cLo, cHi, err := containerPortRange(ctrPart)
+	if err != nil {
+		return nil, err
+	}
+	var hLo, hHi uint16
+	if hostPart != "" {
+		if hLo, hHi, err = containerPortRange(hostPart); err != nil {
+			return nil, err
+		}
+		if hHi-hLo != cHi-cLo {
+			if cLo != cHi {
+				return nil, errors.New("host and container port ranges differ in length")
+			}
+			// A host range for one container port: Docker picks one of them; take the first.
+			hHi = hLo
+		}
+	}
+	var out []netns.PortMapping
+	for i := 0; i <= int(cHi-cLo); i++ {
+		pm := netns.PortMapping{HostIP: hostIP, ContainerPort: cLo + uint16(i), Protocol: proto}
+		if hostPart != "" {
+			pm.HostPort = hLo + uint16(i)
+		}
+		out = append(out, pm)
+	}
+	return out, nil
+}
+
+func containerPortRange(s string) (uint16, uint16, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil || a == 0 {
+		return 0, 0, fmt.Errorf("%q is not a port", s)
+	}
+	b := a
+	if isRange {
+		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
+			return 0, 0, fmt.Errorf("%q is not a port range", s)
+		}
+	}
+	return uint16(a), uint16(b), nil
 }
 
 // containerSetAutoRemove makes the monitor run `berth container rm -f -v ID` when the container
@@ -463,18 +668,14 @@ func containerConfig(a *app, p *containerParts, o *containerRunOpts, img storage
 	if o.stopTimeout >= 0 {
 		c.StopTimeout = time.Duration(o.stopTimeout) * time.Second
 	}
-	// Name.
-	all, err := p.rt.List(context.Background())
-	if err != nil {
-		return c, err
-	}
-	taken := map[string]bool{}
-	for _, x := range all {
-		taken[x.Config.Name] = true
+	// Name (the runtime checks again under its lock when creating).
+	taken := func(name string) bool {
+		t, err := p.rt.NameTaken(context.Background(), name)
+		return err != nil || t
 	}
 	if c.Name == "" {
 		c.Name = containerGenName(taken)
-	} else if taken[c.Name] {
+	} else if taken(c.Name) {
 		return c, fmt.Errorf("the container name %q is already in use; remove that container or choose another --name", c.Name)
 	}
 	// Environment.
@@ -503,12 +704,12 @@ func containerConfig(a *app, p *containerParts, o *containerRunOpts, img storage
 	}
 	// Network.
 	switch o.network {
-	case "none", "":
-		c.NetNSPath = ""
 	case "host":
 		c.NetNSPath = "host"
 	default:
-		return c, fmt.Errorf("--network %s is not supported by `berth container run` yet: use none or host (Compose networks work with `berth up`)", o.network)
+		// none: a namespace with only loopback; a named network: containerJoinNetwork sets the
+		// sandbox path, hosts and resolv.conf.
+		c.NetNSPath = ""
 	}
 	if c.Hostname == "" && c.NetNSPath != "host" {
 		c.Hostname = id[:12]
@@ -540,6 +741,7 @@ func containerConfig(a *app, p *containerParts, o *containerRunOpts, img storage
 		}
 	}
 	// Resources.
+	var err error
 	size := func(flag, v string) (int64, error) {
 		if v == "" {
 			return 0, nil
@@ -797,7 +999,7 @@ var containerNouns = []string{
 	"seal", "tern", "urchin", "walrus", "yak", "zebra", "anchor", "buoy", "harbor", "keel", "mast", "tide",
 }
 
-func containerGenName(taken map[string]bool) string {
+func containerGenName(taken func(string) bool) string {
 	pick := func(l []string) string {
 		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(l))))
 		return l[n.Int64()]
@@ -807,7 +1009,7 @@ func containerGenName(taken map[string]bool) string {
 		if i > 20 {
 			name += strconv.Itoa(i)
 		}
-		if !taken[name] {
+		if !taken(name) {
 			return name
 		}
 	}
@@ -1083,20 +1285,65 @@ func containerRenameCmd(a *app) *cobra.Command {
 func containerPortCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
-		Short: "List port mappings of a container",
+		Short: "List port mappings or a specific mapping for the container",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			p, err := containerOpen(a)
 			if err != nil {
 				return err
 			}
-			if _, err := p.resolve(cmd.Context(), args[0]); err != nil {
+			id, err := p.resolve(ctx, args[0])
+			if err != nil {
 				return err
 			}
-			// `berth container run` publishes no ports (yet); Compose services report theirs
-			// through `berth port`.
+			m, err := containerNetworks(a)
+			if err != nil {
+				return err
+			}
+			ports, err := m.PublishedPorts(ctx, id)
+			if err != nil {
+				return err
+			}
+			sort.Slice(ports, func(i, j int) bool {
+				if ports[i].ContainerPort != ports[j].ContainerPort {
+					return ports[i].ContainerPort < ports[j].ContainerPort
+				}
+				if ports[i].Protocol != ports[j].Protocol {
+					return ports[i].Protocol < ports[j].Protocol
+				}
+				return ports[i].HostIP < ports[j].HostIP
+			})
+			var want uint64
+			wantProto := "tcp"
 			if len(args) == 2 {
-				return &exitError{code: 1, err: fmt.Errorf("no public port %s published for %s", args[1], args[0])}
+				ps, proto, _ := strings.Cut(args[1], "/")
+				if proto != "" {
+					wantProto = proto
+				}
+				if want, err = strconv.ParseUint(ps, 10, 16); err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("%q is not a port: use PORT[/PROTO], e.g. 80/tcp", args[1])}
+				}
+			}
+			found := false
+			for _, pm := range ports {
+				host := pm.HostIP
+				if host == "" {
+					host = "0.0.0.0"
+				}
+				addr := net.JoinHostPort(host, strconv.Itoa(int(pm.HostPort)))
+				if len(args) == 2 {
+					if uint64(pm.ContainerPort) != want || pm.Protocol != wantProto {
+						continue
+					}
+					fmt.Fprintln(a.stdout, addr)
+				} else {
+					fmt.Fprintf(a.stdout, "%d/%s -> %s\n", pm.ContainerPort, pm.Protocol, addr)
+				}
+				found = true
+			}
+			if len(args) == 2 && !found {
+				return &exitError{code: 1, err: fmt.Errorf("no public port '%s' published for %s", args[1], args[0])}
 			}
 			return nil
 		},
@@ -1411,7 +1658,7 @@ func containerPsCmd(a *app) *cobra.Command {
 					CreatedAt:  c.Config.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 					RunningFor: units.HumanDuration(time.Since(c.Config.Created)) + " ago",
 					State:      c.State.Status, Status: containerStatusText(c.State), Names: c.Config.Name,
-					LabelsMap: c.Config.Labels, Networks: containerNetworkName(c.Config.NetNSPath),
+					LabelsMap: c.Config.Labels, Networks: containerNetworkName(c.Config),
 				})
 				if latest && len(rows) == 1 || last > 0 && len(rows) >= last {
 					break
@@ -1437,14 +1684,17 @@ func containerPsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func containerNetworkName(ns string) string {
-	switch ns {
+func containerNetworkName(c crt.ContainerConfig) string {
+	if n := c.Labels[containerNetworkLabel]; n != "" {
+		return n
+	}
+	switch ns := c.NetNSPath; ns {
 	case "":
 		return "none"
 	case "host":
 		return "host"
 	}
-	return filepath.Base(ns)
+	return filepath.Base(c.NetNSPath)
 }
 
 func containerPrintRows(w io.Writer, format string, rows []containerRow) error {
@@ -1598,7 +1848,7 @@ func containerInspectOf(root string, c crt.Container) containerInspectJSON {
 	if j.Mounts == nil {
 		j.Mounts = []map[string]any{}
 	}
-	network := containerNetworkName(cfg.NetNSPath)
+	network := containerNetworkName(cfg)
 	j.HostConfig = map[string]any{
 		"Binds": binds, "NetworkMode": network, "Privileged": cfg.Privileged, "ReadonlyRootfs": cfg.ReadOnly,
 		"RestartPolicy": map[string]any{"Name": restartName, "MaximumRetryCount": maxRetry},
@@ -1821,4 +2071,419 @@ func containerHostMemory() uint64 {
 		}
 	}
 	return 0
+}
+
+// --- cp / commit ---
+
+// containerCpArg splits a cp argument into container reference and path. As in Docker, an
+// argument starting with / or . is always a local path; "-" is a tar stream.
+func containerCpArg(arg string) (ref, p string) {
+	if arg == "-" || strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".") {
+		return "", arg
+	}
+	ref, p, ok := strings.Cut(arg, ":")
+	if !ok {
+		return "", arg
+	}
+	return ref, p
+}
+
+// containerLocalPath makes a local cp path absolute, keeping the trailing "/" or "/." that
+// carry meaning.
+func containerLocalPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case p == "." || strings.HasSuffix(p, "/."):
+		if abs != "/" {
+			abs += "/."
+		}
+	case strings.HasSuffix(p, "/") && abs != "/":
+		abs += "/"
+	}
+	return abs, nil
+}
+
+// containerFS mounts (idempotently) a container's rootfs and returns its file system view.
+func containerFS(ctx context.Context, p *containerParts, ref string) (*crt.ContainerFS, error) {
+	id, err := p.resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.mountRootfs(ctx, id); err != nil {
+		return nil, fmt.Errorf("mount the filesystem of %s: %w", ref, err)
+	}
+	return p.rt.FS(ctx, id)
+}
+
+func containerCpCmd(a *app) *cobra.Command {
+	var archive, follow bool
+	cmd := &cobra.Command{
+		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  berth container cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+		Short: "Copy files/folders between a container and the local filesystem",
+		Long: "Copy files/folders between a container and the local filesystem. Paths inside the container " +
+			"are resolved inside it: symlinks never lead out of the container. Works for running and stopped " +
+			"containers. Use '-' as the local path to read or write a tar archive on stdin/stdout.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			srcRef, src := containerCpArg(args[0])
+			dstRef, dst := containerCpArg(args[1])
+			switch {
+			case srcRef != "" && dstRef != "":
+				return &exitError{code: 1, err: errors.New("copying between containers is not supported; copy to a local path first")}
+			case srcRef == "" && dstRef == "":
+				return &exitError{code: 1, err: errors.New("one of the paths must be CONTAINER:PATH")}
+			}
+			p, err := containerOpen(a)
+			if err != nil {
+				return err
+			}
+			host := crt.NewContainerFS("/", false, nil)
+			wrap := func(err error) error {
+				if err == nil {
+					return nil
+				}
+				var ee *exitError
+				if errors.As(err, &ee) {
+					return err
+				}
+				return &exitError{code: 1, err: err}
+			}
+			if srcRef != "" { // out of the container
+				cfs, err := containerFS(ctx, p, srcRef)
+				if err != nil {
+					return wrap(err)
+				}
+				if src == "" {
+					src = "/"
+				}
+				if !strings.HasPrefix(src, "/") {
+					src = "/" + src // relative to the container's root, as Docker does for stopped containers
+				}
+				xo := crt.ExtractOptions{KeepOwner: archive}
+				if dst == "-" {
+					name := path.Base(path.Clean(src))
+					follow := follow || strings.HasSuffix(src, "/") || strings.HasSuffix(src, "/.")
+					if strings.HasSuffix(src, "/.") || name == "/" {
+						name = "."
+					}
+					return wrap(cfs.WriteTar(ctx, a.stdout, src, name, follow))
+				}
+				d, err := containerLocalPath(dst)
+				if err != nil {
+					return wrap(err)
+				}
+				return wrap(crt.Copy(ctx, cfs, src, host, d, crt.CopyOptions{FollowLink: follow, Extract: xo}))
+			}
+			cfs, err := containerFS(ctx, p, dstRef)
+			if err != nil {
+				return wrap(err)
+			}
+			if dst == "" {
+				dst = "/"
+			}
+			if !strings.HasPrefix(dst, "/") {
+				dst = "/" + dst
+			}
+			xo := crt.ExtractOptions{Owner: &[2]int{0, 0}}
+			if archive {
+				xo = crt.ExtractOptions{KeepOwner: true}
+			}
+			if src == "-" {
+				return wrap(cfs.ExtractTar(ctx, a.stdin, dst, xo))
+			}
+			s, err := containerLocalPath(src)
+			if err != nil {
+				return wrap(err)
+			}
+			return wrap(crt.Copy(ctx, host, s, cfs, dst, crt.CopyOptions{FollowLink: follow, Extract: xo}))
+		},
+	}
+	cmd.Flags().BoolVarP(&archive, "archive", "a", false, "Archive mode (copy all uid/gid information)")
+	cmd.Flags().BoolVarP(&follow, "follow-link", "L", false, "Always follow symbol link in SRC_PATH")
+	return cmd
+}
+
+func containerCommitCmd(a *app) *cobra.Command {
+	var author, message string
+	var changes []string
+	var pause bool
+	cmd := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, err := containerOpen(a)
+			if err != nil {
+				return err
+			}
+			id, err := p.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			c, err := p.rt.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			imgID := c.Config.Labels[containerImageIDLabel]
+			if imgID == "" {
+				return &exitError{code: 1, err: fmt.Errorf("container %s was not created from a berth image; only `berth container run/create` containers can be committed", args[0])}
+			}
+			s, err := containerStore(a)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			img, err := s.Resolve(ctx, imgID)
+			if err != nil {
+				return fmt.Errorf("image of %s: %w", args[0], err)
+			}
+			cfg := containerCommitConfig(img.Config, c.Config)
+			for _, ch := range changes {
+				if err := containerApplyChange(&cfg, ch); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
+			if pause && c.State.Status == crt.StatusRunning {
+				if err := p.rt.Pause(ctx, id); err != nil {
+					return fmt.Errorf("pause %s: %w", args[0], err)
+				}
+				defer func() { _ = p.rt.Unpause(context.WithoutCancel(ctx), id) }()
+			}
+			var refs []string
+			if len(args) == 2 {
+				refs = []string{args[1]}
+			}
+			out, err := s.Commit(ctx, id, storage.CommitOptions{
+				Config: cfg, Refs: refs, Comment: message, Author: author,
+				CreatedBy: strings.Join(c.Config.Args, " "),
+			})
+			if err != nil {
+				if errors.Is(err, storage.ErrInvalidRef) {
+					return &exitError{code: 1, err: err}
+				}
+				return fmt.Errorf("commit %s: %w", args[0], err)
+			}
+			fmt.Fprintln(a.stdout, out.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
+	f.StringVarP(&message, "message", "m", "", "Commit message")
+	f.StringArrayVarP(&changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	f.BoolVarP(&pause, "pause", "p", true, "Pause container during commit")
+	return cmd
+}
+
+// containerCommitConfig is the committed image's config: the image's, with what the container
+// was run with (environment, command, user, working directory, labels, stop signal).
+func containerCommitConfig(ic storage.ImageConfig, c crt.ContainerConfig) storage.ImageConfig {
+	out := ic
+	out.Env = append([]string(nil), c.Env...)
+	out.WorkingDir = c.WorkingDir
+	out.User = c.User
+	if c.StopSignal != "" {
+		out.StopSignal = c.StopSignal
+	}
+	imageArgs := append(append([]string(nil), ic.Entrypoint...), ic.Cmd...)
+	if !slicesEqual(imageArgs, c.Args) {
+		if len(ic.Entrypoint) > 0 && len(c.Args) >= len(ic.Entrypoint) && slicesEqual(c.Args[:len(ic.Entrypoint)], ic.Entrypoint) {
+			out.Cmd = append([]string(nil), c.Args[len(ic.Entrypoint):]...)
+		} else {
+			out.Entrypoint, out.Cmd = nil, append([]string(nil), c.Args...)
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range ic.Labels {
+		labels[k] = v
+	}
+	for k, v := range c.Labels {
+		if !strings.HasPrefix(k, "io.berth.") {
+			labels[k] = v
+		}
+	}
+	out.Labels = nil
+	if len(labels) > 0 {
+		out.Labels = labels
+	}
+	return out
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// containerChangeArgs parses an instruction's arguments: a JSON array, or shell words.
+func containerChangeArgs(rest string, shell bool) ([]string, error) {
+	rest = strings.TrimSpace(rest)
+	if strings.HasPrefix(rest, "[") {
+		var out []string
+		if err := json.Unmarshal([]byte(rest), &out); err != nil {
+			return nil, fmt.Errorf("%q is not a JSON array of strings", rest)
+		}
+		return out, nil
+	}
+	if shell {
+		return []string{"/bin/sh", "-c", rest}, nil
+	}
+	return containerWords(rest)
+}
+
+// containerWords splits s at unquoted blanks, honouring "..." and '...' and backslash escapes.
+func containerWords(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in, quote, esc := false, rune(0), false
+	for _, r := range s {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\' && quote != '\'':
+			esc, in = true, true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated quote in %q", s)
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+// containerKeyValues parses ENV/LABEL arguments: k=v pairs, or the legacy "KEY value" form.
+func containerKeyValues(instr, rest string) ([][2]string, error) {
+	words, err := containerWords(rest)
+	if err != nil {
+		return nil, err
+	}
+	if len(words) == 0 {
+		return nil, fmt.Errorf("%s needs arguments", instr)
+	}
+	if !strings.Contains(words[0], "=") {
+		k, v, _ := strings.Cut(strings.TrimSpace(rest), " ")
+		return [][2]string{{k, strings.TrimSpace(v)}}, nil
+	}
+	var out [][2]string
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: use KEY=VALUE", instr, w)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
+
+// containerApplyChange applies one `--change` Dockerfile instruction to cfg.
+func containerApplyChange(cfg *storage.ImageConfig, change string) error {
+	instr, rest, _ := strings.Cut(strings.TrimSpace(change), " ")
+	rest = strings.TrimSpace(rest)
+	bad := func(err error) error { return fmt.Errorf("--change %q: %w", change, err) }
+	switch strings.ToUpper(instr) {
+	case "CMD", "ENTRYPOINT":
+		args, err := containerChangeArgs(rest, true)
+		if err != nil {
+			return bad(err)
+		}
+		if strings.EqualFold(instr, "CMD") {
+			cfg.Cmd = args
+		} else {
+			cfg.Entrypoint = args
+		}
+	case "ENV":
+		kvs, err := containerKeyValues("ENV", rest)
+		if err != nil {
+			return bad(err)
+		}
+		for _, kv := range kvs {
+			cfg.Env = containerMergeEnv(cfg.Env, []string{kv[0] + "=" + kv[1]})
+		}
+	case "LABEL":
+		kvs, err := containerKeyValues("LABEL", rest)
+		if err != nil {
+			return bad(err)
+		}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		for _, kv := range kvs {
+			cfg.Labels[kv[0]] = kv[1]
+		}
+	case "EXPOSE":
+		for _, w := range strings.Fields(rest) {
+			if !strings.Contains(w, "/") {
+				w += "/tcp"
+			}
+			if !containsString(cfg.ExposedPorts, w) {
+				cfg.ExposedPorts = append(cfg.ExposedPorts, w)
+			}
+		}
+		sort.Strings(cfg.ExposedPorts)
+	case "VOLUME":
+		vols, err := containerChangeArgs(rest, false)
+		if err != nil {
+			return bad(err)
+		}
+		for _, v := range vols {
+			if !containsString(cfg.Volumes, v) {
+				cfg.Volumes = append(cfg.Volumes, v)
+			}
+		}
+		sort.Strings(cfg.Volumes)
+	case "USER":
+		cfg.User = rest
+	case "WORKDIR":
+		if !strings.HasPrefix(rest, "/") {
+			rest = path.Join("/", cfg.WorkingDir, rest)
+		}
+		cfg.WorkingDir = rest
+	case "STOPSIGNAL":
+		cfg.StopSignal = rest
+	case "ONBUILD":
+		cfg.OnBuild = append(cfg.OnBuild, rest)
+	default:
+		return bad(errors.New("supported instructions: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR"))
+	}
+	return nil
+}
+
+func containsString(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

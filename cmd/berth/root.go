@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/spec"
 )
@@ -167,57 +168,87 @@ var globalShorthands = map[string]string{"-f": "--file", "-p": "--project-name"}
 // expandGlobalShorthands rewrites -f and -p into --file and --project-name where they mean the
 // global flags: always before the subcommand (`berth -f x.yaml up`), and after it only when the
 // subcommand has no -f or -p of its own (`berth up -f x.yaml`, but `berth logs -f` follows).
+// Nothing after the first positional argument of the subcommand is touched: that is where
+// `berth run SERVICE CMD...` and `berth exec SERVICE CMD...` carry the container's command.
 func expandGlobalShorthands(root *cobra.Command, args []string) []string {
 	cmd, _, err := root.Find(args)
 	if err != nil {
 		cmd = root
 	}
+	names := len(strings.Fields(cmd.CommandPath())) - 1 // subcommand words to skip
 	out := make([]string, 0, len(args))
-	seenCommand := false
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if arg == "--" {
-			out = append(out, args[i:]...)
-			break
+			return append(out, args[i:]...)
 		}
-		short, value, hasValue := strings.Cut(arg, "=")
-		long, isGlobal := globalShorthands[short]
-		if !isGlobal && len(arg) > 2 && arg[0] == '-' && arg[1] != '-' {
-			// -fFILE
-			if l, ok := globalShorthands[arg[:2]]; ok {
-				long, isGlobal, value, hasValue = l, true, arg[2:], true
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			if i > 0 && takesValue(root, cmd, args[i-1]) {
+				out = append(out, arg)
+				continue
 			}
-		}
-		if isGlobal && (!seenCommand || cmd.LocalNonPersistentFlags().ShorthandLookup(short[1:]) == nil) {
-			if hasValue {
-				out = append(out, long+"="+value)
-			} else {
-				out = append(out, long)
+			if names == 0 {
+				// The subcommand's first positional argument: leave the rest alone.
+				return append(out, args[i:]...)
 			}
+			names--
+			out = append(out, arg)
 			continue
 		}
-		if !seenCommand && !strings.HasPrefix(arg, "-") && (i == 0 || !takesValue(root, args[i-1])) {
-			seenCommand = true
+		key, value, hasValue := arg, "", false
+		if len(arg) > 2 && arg[1] != '-' {
+			key, value, hasValue = arg[:2], strings.TrimPrefix(arg[2:], "="), true
 		}
-		out = append(out, arg)
+		long, global := globalShorthands[key]
+		inSubcommand := names == 0 && cmd != root
+		if global && inSubcommand && cmd.LocalNonPersistentFlags().ShorthandLookup(key[1:]) != nil {
+			global = false
+		}
+		if !global {
+			out = append(out, arg)
+			continue
+		}
+		if hasValue {
+			out = append(out, long+"="+value)
+		} else {
+			out = append(out, long)
+		}
 	}
 	return out
 }
 
-// takesValue reports whether a root flag written as arg consumes the next argument.
-func takesValue(root *cobra.Command, arg string) bool {
-	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") {
+// takesValue reports whether the flag written as arg (a root flag or one of cmd's) consumes the
+// next argument as its value.
+func takesValue(root, cmd *cobra.Command, arg string) bool {
+	if !strings.HasPrefix(arg, "-") || strings.Contains(arg, "=") || arg == "-" || arg == "--" {
 		return false
 	}
 	if _, ok := globalShorthands[arg]; ok {
 		return true
 	}
-	f := root.PersistentFlags().Lookup(strings.TrimLeft(arg, "-"))
-	return f != nil && f.Value.Type() != "bool"
+	lookup := func(c *cobra.Command) *pflag.Flag {
+		if strings.HasPrefix(arg, "--") {
+			if f := c.Flags().Lookup(arg[2:]); f != nil {
+				return f
+			}
+			return c.PersistentFlags().Lookup(arg[2:])
+		}
+		// -abc: only the last shorthand can take a value.
+		short := arg[len(arg)-1:]
+		if f := c.Flags().ShorthandLookup(short); f != nil {
+			return f
+		}
+		return c.PersistentFlags().ShorthandLookup(short)
+	}
+	f := lookup(cmd)
+	if f == nil {
+		f = lookup(root)
+	}
+	return f != nil && f.NoOptDefVal == ""
 }
 
 // configureLogrus tames the global logrus logger that compose-go and libcontainer write to:
-// warnings reach the user as plain "WARN[...]" lines, debug output only with --debug.
+// warnings reach the user as plain "level=warning" lines, debug output only with --debug.
 func configureLogrus(w io.Writer, debug bool) {
 	logrus.SetOutput(w)
 	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})

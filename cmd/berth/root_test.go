@@ -19,6 +19,11 @@ func TestExpandGlobalShorthands(t *testing.T) {
 		{[]string{"container", "logs", "-f", "x"}, []string{"container", "logs", "-f", "x"}},
 		{[]string{"--root", "/tmp/r", "-p", "demo", "config"}, []string{"--root", "/tmp/r", "--project-name", "demo", "config"}},
 		{[]string{"config", "--", "-f"}, []string{"config", "--", "-f"}},
+		{[]string{"run", "--rm", "worker", "-probe", "x", "-p", "y"}, []string{"run", "--rm", "worker", "-probe", "x", "-p", "y"}},
+		{[]string{"-p", "demo", "exec", "web", "ls", "-f"}, []string{"--project-name", "demo", "exec", "web", "ls", "-f"}},
+		{[]string{"up", "-d", "-f", "a.yaml"}, []string{"up", "-d", "--file", "a.yaml"}},
+		{[]string{"down", "-t", "0", "-p", "x"}, []string{"down", "-t", "0", "--project-name", "x"}},
+		{[]string{"up", "--scale", "web=3", "-p", "x", "web"}, []string{"up", "--scale", "web=3", "--project-name", "x", "web"}},
 	} {
 		if got := expandGlobalShorthands(root, tc.in); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("expandGlobalShorthands(%q) = %q, want %q", tc.in, got, tc.want)

@@ -20,7 +20,6 @@ func addVolumeCommands(root *cobra.Command, a *app) {
 		Short: "Manage named volumes",
 	}
 	v.AddCommand(volumeCreateCmd(a), volumeLsCmd(a), volumeInspectCmd(a), volumeRmCmd(a), volumePruneCmd(a))
-	containerShadowGlobals(v)
 	root.AddCommand(v)
 }
 

@@ -344,6 +344,8 @@ func wireParseSize(s string) (int64, error) {
 	return n * mult, err
 }
 
+var _ engine.PortChecker = wireSandboxes{}
+
 // --- networks (netns) ---
 
 type wireNetworks struct{ m *netns.Manager }
@@ -409,6 +411,14 @@ func (w wireSandboxes) Publish(ctx context.Context, id string, ports []engine.Po
 		out[i] = engine.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 	}
 	return out, nil
+}
+
+func (w wireSandboxes) CheckPorts(ctx context.Context, ports []engine.PortMapping) error {
+	in := make([]netns.PortMapping, len(ports))
+	for i, p := range ports {
+		in[i] = netns.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
+	}
+	return w.m.CheckPorts(ctx, in)
 }
 
 func (w wireSandboxes) Remove(ctx context.Context, id string, networks []string) error {

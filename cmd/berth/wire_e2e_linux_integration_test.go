@@ -47,8 +47,9 @@ var (
 func wireBuildBinary(t *testing.T) string {
 	t.Helper()
 	wireBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-e2e-bin")
-		if err != nil {
+		// One fixed place, overwritten by every run, so that nothing accumulates in /tmp.
+		dir := filepath.Join(os.TempDir(), "berth-e2e-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			wireBinErr = err
 			return
 		}
@@ -86,15 +87,14 @@ func newWireEnv(t *testing.T, scenario string) *wireEnv {
 		t.Fatal(err)
 	}
 	e := &wireEnv{t: t, bin: bin, root: t.TempDir(), runRoot: runRoot, dir: t.TempDir()}
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "e2e", scenario, "compose.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(e.dir, "compose.yaml"), b, 0o644); err != nil {
+	// The fixture directory (compose.yaml, build contexts...) becomes the project directory.
+	if err := os.CopyFS(e.dir, os.DirFS(filepath.Join("..", "..", "testdata", "e2e", scenario))); err != nil {
 		t.Fatal(err)
 	}
 	e.importBusybox("bb:latest")
+	projectDir := e.dir
 	t.Cleanup(func() {
+		e.dir = projectDir
 		out, err := e.berth("down", "-v", "-t", "0", "--remove-orphans")
 		if err != nil {
 			t.Logf("cleanup down: %v\n%s", err, out)
@@ -375,8 +375,15 @@ func TestE2EPublishedPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	e.env = []string{fmt.Sprintf("E2E_PORT=%d", port)}
+	// A taken port is an error before anything is created.
+	if out, err := e.berth("up", "-d"); err == nil || !strings.Contains(out, "already allocated") {
+		t.Errorf("up with the port taken: err = %v\n%s", err, out)
+	}
+	if rows := e.ps("-a"); len(rows) != 0 {
+		t.Errorf("containers created although the port was taken: %+v", rows)
+	}
+	l.Close()
 	e.mustBerth("up", "-d")
 	url := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
 	e.eventually(15*time.Second, func() string {
@@ -396,10 +403,12 @@ func TestE2EPublishedPort(t *testing.T) {
 		t.Errorf("port web 8080 = %q", out)
 	}
 	// down works without the compose file, by project name.
-	dir := e.dir
-	e.dir = t.TempDir()
-	e.mustBerth("down", "-t", "0", "-p", "e2eports")
-	e.dir = dir
+	func() {
+		dir := e.dir
+		defer func() { e.dir = dir }()
+		e.dir = t.TempDir()
+		e.mustBerth("--project-name", "e2eports", "down", "-t", "0")
+	}()
 	if ps := e.mustBerth("ps", "-a"); strings.Contains(ps, "e2eports-web-1") {
 		t.Errorf("down -p left the container:\n%s", ps)
 	}
@@ -507,4 +516,44 @@ func (w wireLockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func TestE2ENetworkModeService(t *testing.T) {
+	e := newWireEnv(t, "netmode")
+	e.mustBerth("up", "-d")
+	e.eventually(15*time.Second, func() string {
+		out, _ := e.berth("logs", "sidecar")
+		if !strings.Contains(out, "sidecar got shared-netns") {
+			return "sidecar did not share web's network namespace:\n" + out
+		}
+		return ""
+	})
+}
+
+func TestE2EBuild(t *testing.T) {
+	e := newWireEnv(t, "build")
+	e.mustBerth("up", "-d")
+	e.eventually(15*time.Second, func() string {
+		if out, _ := e.berth("logs", "app"); !strings.Contains(out, "hello from a built image") {
+			return "built service logs:\n" + out
+		}
+		return ""
+	})
+	// The image is built once: a second up has nothing to do.
+	if plan := e.mustBerth("up", "--dry-run"); !strings.Contains(plan, "nothing to do") && strings.Contains(plan, "Build") {
+		t.Errorf("second up rebuilds:\n%s", plan)
+	}
+	// down --rmi local removes the image built for the service.
+	e.mustBerth("down", "-t", "0", "--rmi", "local")
+	s, err := storage.Open(filepath.Join(e.root, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Resolve(context.Background(), "e2ebuild-app"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("built image after down --rmi local: %v", err)
+	}
+	if _, err := s.Resolve(context.Background(), "bb:latest"); err != nil {
+		t.Errorf("base image removed by down --rmi local: %v", err)
+	}
 }
