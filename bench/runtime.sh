@@ -5,7 +5,12 @@
 #   unshare: unshare --fork --pid --mount --uts --ipc --net chroot ROOTFS /bin/true
 # Target: berth <= 10 ms median. Needs root, /bin/busybox (busybox-static) and runc (apt).
 #
-# Usage: bench/runtime.sh [N]   (env BERTH=path to a built berth; BERTH_SHIM=path to berth-shim)
+# The variants run interleaved (one of each per round), so load changes on a shared machine hit
+# them alike; each is reported with its median and p90 and as a ratio to runc's median.
+#
+# Usage: bench/runtime.sh [N]   (env BERTH=path to a built berth; BERTH_SHIM=path to berth-shim;
+#        BERTH_BEFORE=path to another berth build, with its berth-shim next to it, to compare
+#        before/after in the same run)
 set -euo pipefail
 
 N=${1:-30}
@@ -49,29 +54,43 @@ sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/; s|"path": 
 
 ms() { echo "scale=2; $1 / 1000000" | bc; }
 
-# time_runs NAME CMD... : runs CMD N times (after 3 warm-ups), prints the median and p90 in ms.
-time_runs() {
-	local name=$1; shift
-	local i t0 t1
-	for i in 1 2 3; do "$@" >/dev/null 2>&1 || { echo "$name failed:"; "$@"; exit 1; }; done
-	: >"$work/$name.times"
-	for i in $(seq "$N"); do
-		t0=$(date +%s%N)
-		"$@" >/dev/null
-		t1=$(date +%s%N)
-		echo $((t1 - t0)) >>"$work/$name.times"
-	done
-	sort -n "$work/$name.times" >"$work/$name.sorted"
-	local med p90
-	med=$(sed -n "$(((N + 1) / 2))p" "$work/$name.sorted")
-	p90=$(sed -n "$(((N * 9 + 9) / 10))p" "$work/$name.sorted")
-	printf '%-8s median %8s ms   p90 %8s ms   (n=%d)\n' "$name" "$(ms "$med")" "$(ms "$p90")" "$N"
-}
-
 n=0
 runc_once() { n=$((n + 1)); runc --root "$work/runc" run -b "$bundle" "bench-$$-$n"; }
 
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-time_runs unshare unshare --fork --pid --mount --uts --ipc --net chroot "$rootfs" /bin/true
-time_runs runc runc_once
-time_runs berth "${B[@]}" container run --rm --network none bench /bin/true
+names=(unshare runc berth)
+cmds=("unshare --fork --pid --mount --uts --ipc --net chroot $rootfs /bin/true"
+	"runc_once"
+	"${B[*]} container run --rm --network none bench /bin/true")
+if [ -n "${BERTH_BEFORE:-}" ]; then
+	"$BERTH_BEFORE" --root "$work/root-before" --run-root "$work/run-before" image import -c 'CMD ["/bin/true"]' "$rootfs" bench:latest >/dev/null
+	names+=(before)
+	cmds+=("$BERTH_BEFORE --root $work/root-before --run-root $work/run-before container run --rm --network none bench /bin/true")
+fi
+
+echo "machine: nproc $(nproc), $(uname -r), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Warm-ups (the first berth start also compiles and caches the seccomp profile).
+for i in 1 2 3; do
+	for k in "${!names[@]}"; do
+		eval "${cmds[$k]}" >/dev/null 2>&1 || { echo "${names[$k]} failed:"; eval "${cmds[$k]}"; exit 1; }
+	done
+done
+for k in "${!names[@]}"; do : >"$work/${names[$k]}.times"; done
+for i in $(seq "$N"); do
+	for k in "${!names[@]}"; do
+		t0=$(date +%s%N)
+		eval "${cmds[$k]}" >/dev/null
+		t1=$(date +%s%N)
+		echo $((t1 - t0)) >>"$work/${names[$k]}.times"
+	done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+sort -n "$work/runc.times" >"$work/runc.sorted"
+runc_med=$(sed -n "$(((N + 1) / 2))p" "$work/runc.sorted")
+for k in "${!names[@]}"; do
+	name=${names[$k]}
+	sort -n "$work/$name.times" >"$work/$name.sorted"
+	med=$(sed -n "$(((N + 1) / 2))p" "$work/$name.sorted")
+	p90=$(sed -n "$(((N * 9 + 9) / 10))p" "$work/$name.sorted")
+	printf '%-8s median %8s ms   p90 %8s ms   %5s x runc   (n=%d)\n' "$name" "$(ms "$med")" "$(ms "$p90")" \
+		"$(echo "scale=2; $med / $runc_med" | bc)" "$N"
+done

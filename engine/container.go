@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/berth-dev/berth/planner"
 	"github.com/berth-dev/berth/spec"
@@ -46,6 +45,12 @@ type CreateOptions struct {
 
 // CreateContainer creates one container of svc outside a plan (for `run`), returning its ID.
 func (e *Engine) CreateContainer(ctx context.Context, p *spec.Project, svc spec.Service, opt CreateOptions) (string, error) {
+	// Under the project lock, so that a concurrent up or down never sweeps this create.
+	unlock, err := e.Lock(ctx, p.Name, nil)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	x := e.newExec(p, planner.Observed{}, NopProgress{})
 	if opt.Command != nil {
 		svc.Command = opt.Command
@@ -101,7 +106,7 @@ func (x *exec) createContainer(ctx context.Context, svc spec.Service, number int
 	return x.createContainerOpts(ctx, svc, number, name, hash, false)
 }
 
-func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number int, name, hash string, oneOff bool) (id string, err error) {
+func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number int, name, hash string, oneOff bool) (_ string, err error) {
 	c := &x.e.cfg
 	if c.Images == nil || c.Layers == nil || c.Runtime == nil {
 		return "", fmt.Errorf("create container: %w", ErrUnsupported)
@@ -111,22 +116,33 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", ref, err)
 	}
-	id = NewID()
-	var sandbox bool
+	// id is not the named result: a failing return sets that to "" before the rollback runs.
+	id := NewID()
 	var attached []string
+	// Every step that made something pushes its undo; a failure runs them in reverse, under
+	// a context of their own, so that a failed or interrupted create leaves nothing behind.
+	// The journal entry stays when the rollback is incomplete (or the process dies): the next
+	// up or down of the project finishes it (Sweep).
+	if err := x.e.journalBegin(x.p.Name, id); err != nil {
+		return "", err
+	}
+	var undo rollback
 	defer func() {
 		if err == nil {
+			x.e.journalEnd(x.p.Name, id)
 			return
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if sandbox {
-			_ = c.Sandboxes.Remove(cctx, id, attached)
+		if rerr := undo.run(ctx, rollbackTimeout); rerr != nil {
+			x.e.log.Warn("create container: rollback incomplete", "container", name, "id", id, "err", rerr)
+			err = errors.Join(err, fmt.Errorf("roll back %s: %w", name, rerr))
+			return
 		}
-		_ = c.Layers.Unmount(cctx, id)
-		_ = c.Layers.Remove(cctx, id)
+		x.e.journalEnd(x.p.Name, id)
 	}()
 
+	undo.push("writable layer", func(ctx context.Context) error {
+		return errors.Join(ignoreNotFound(c.Layers.Unmount(ctx, id)), ignoreNotFound(c.Layers.Remove(ctx, id)))
+	})
 	rootfs, err := c.Layers.Mount(ctx, id, img.ID)
 	if err != nil {
 		return "", fmt.Errorf("mount rootfs: %w", err)
@@ -164,11 +180,14 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 		if c.Sandboxes == nil {
 			return "", fmt.Errorf("network sandbox: %w", ErrUnsupported)
 		}
+		// Remove undoes a partial Create, the attachments and the published ports.
+		undo.push("network sandbox", func(ctx context.Context) error {
+			return ignoreNotFound(c.Sandboxes.Remove(ctx, id, attached))
+		})
 		ns, err := c.Sandboxes.Create(ctx, id)
 		if err != nil {
 			return "", fmt.Errorf("create network namespace: %w", err)
 		}
-		sandbox = true
 		cfg.NetNSPath = ns
 		if svc.NetworkMode != "none" {
 			for _, key := range x.networkOrder(svc) {
@@ -188,10 +207,8 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 				attached = append(attached, n.Name)
 				endpoints = append(endpoints, ep)
 			}
-			if ports := portMappings(svc.Ports); len(ports) > 0 {
-				if _, err := c.Sandboxes.Publish(ctx, id, ports); err != nil {
-					return "", fmt.Errorf("publish ports: %w", err)
-				}
+			if err := x.publish(ctx, svc, id, number); err != nil {
+				return "", err
 			}
 		}
 		cfg.Hosts = hostsFile(hostname, svc, endpoints)
@@ -230,7 +247,7 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	}
 
 	// Mounts.
-	mounts, anon, err := x.mounts(ctx, svc, img)
+	mounts, anon, err := x.mounts(ctx, svc, img, &undo)
 	if err != nil {
 		return "", err
 	}
@@ -266,6 +283,9 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	}
 	cfg.Labels = labels
 
+	undo.push("container", func(ctx context.Context) error {
+		return ignoreNotFound(c.Runtime.Remove(ctx, id, true))
+	})
 	if err := c.Runtime.Create(ctx, cfg); err != nil {
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
@@ -367,26 +387,109 @@ func (x *exec) aliases(svc spec.Service, name string, sn spec.ServiceNetwork) []
 	return out
 }
 
-func portMappings(ports []spec.Port) []PortMapping {
-	var out []PortMapping
+// portSpec is a port to publish: a fixed host port, a random one (HostPort 0), or one from
+// the host port range HostPort-Last (Last > HostPort).
+type portSpec struct {
+	PortMapping
+	Last uint16
+}
+
+func (p portSpec) ranged() bool { return p.Last > p.HostPort }
+
+func (p portSpec) String() string {
+	host := p.HostIP
+	if host != "" {
+		host += ":"
+	}
+	return fmt.Sprintf("%s%d-%d:%d/%s", host, p.HostPort, p.Last, p.ContainerPort, p.Protocol)
+}
+
+func portSpecs(ports []spec.Port) []portSpec {
+	var out []portSpec
 	for _, p := range ports {
-		pm := PortMapping{HostIP: p.HostIP, ContainerPort: uint16(p.Target), Protocol: p.Protocol}
-		if pm.Protocol == "" {
-			pm.Protocol = "tcp"
+		ps := portSpec{PortMapping: PortMapping{HostIP: p.HostIP, ContainerPort: uint16(p.Target), Protocol: p.Protocol}}
+		if ps.Protocol == "" {
+			ps.Protocol = "tcp"
 		}
-		pub := p.Published
-		if i := strings.IndexByte(pub, '-'); i >= 0 {
-			pub = pub[:i]
-		}
-		if pub != "" {
-			n, err := strconv.ParseUint(pub, 10, 16)
-			if err == nil {
-				pm.HostPort = uint16(n)
+		first, last, isRange := strings.Cut(p.Published, "-")
+		if first != "" {
+			if n, err := strconv.ParseUint(first, 10, 16); err == nil {
+				ps.HostPort = uint16(n)
 			}
 		}
-		out = append(out, pm)
+		if isRange {
+			if n, err := strconv.ParseUint(last, 10, 16); err == nil && uint16(n) > ps.HostPort {
+				ps.Last = uint16(n)
+			}
+		}
+		out = append(out, ps)
 	}
 	return out
+}
+
+// fixedPorts are the mappings with one fixed or random host port (not ranges), which can be
+// checked before anything starts.
+func fixedPorts(ports []spec.Port) []PortMapping {
+	var out []PortMapping
+	for _, p := range portSpecs(ports) {
+		if !p.ranged() {
+			out = append(out, p.PortMapping)
+		}
+	}
+	return out
+}
+
+// publish publishes the service's ports for container id, replica number. A host port range
+// gives each replica one port of it: replica n tries the range's n-th port first, then the
+// others in order, so replicas created together get one port each in replica order, and
+// never the same one (Publish is atomic and fails with ErrPortInUse on a taken port).
+func (x *exec) publish(ctx context.Context, svc spec.Service, id string, number int) error {
+	specs := portSpecs(svc.Ports)
+	if len(specs) == 0 {
+		return nil
+	}
+	sb := x.e.cfg.Sandboxes
+	var done []PortMapping
+	for _, p := range specs {
+		if !p.ranged() {
+			done = append(done, p.PortMapping)
+		}
+	}
+	if len(done) > 0 {
+		if _, err := sb.Publish(ctx, id, done); err != nil {
+			return fmt.Errorf("publish ports: %w", err)
+		}
+	}
+	// Publish replaces a container's ports: each try publishes every port chosen so far.
+	for _, p := range specs {
+		if !p.ranged() {
+			continue
+		}
+		n := int(p.Last) - int(p.HostPort) + 1
+		start := 0
+		if number > 0 {
+			start = (number - 1) % n
+		}
+		ok := false
+		for i := 0; i < n && !ok; i++ {
+			try := p.PortMapping
+			try.HostPort = p.HostPort + uint16((start+i)%n)
+			_, err := sb.Publish(ctx, id, append(append([]PortMapping(nil), done...), try))
+			switch {
+			case err == nil:
+				done = append(done, try)
+				ok = true
+			case errors.Is(err, ErrPortInUse):
+				continue
+			default:
+				return fmt.Errorf("publish ports: %w", err)
+			}
+		}
+		if !ok {
+			return fmt.Errorf("service %s: no free host port left in the range %s: %w", svc.Name, p, ErrPortInUse)
+		}
+	}
+	return nil
 }
 
 func hostsFile(hostname string, svc spec.Service, eps []Endpoint) string {
@@ -488,7 +591,8 @@ func firstNonEmpty(s ...string) string {
 }
 
 // mounts resolves a service's volumes (and the image's VOLUMEs) into host mounts.
-func (x *exec) mounts(ctx context.Context, svc spec.Service, img Image) ([]Mount, []string, error) {
+// Anonymous volumes it makes get an undo on undo.
+func (x *exec) mounts(ctx context.Context, svc spec.Service, img Image, undo *rollback) ([]Mount, []string, error) {
 	c := &x.e.cfg
 	var out []Mount
 	var anon []string
@@ -496,6 +600,11 @@ func (x *exec) mounts(ctx context.Context, svc spec.Service, img Image) ([]Mount
 	ensure := func(name string, labels map[string]string) (string, error) {
 		if c.Volumes == nil {
 			return "", fmt.Errorf("volumes: %w", ErrUnsupported)
+		}
+		if labels["io.berth.anonymous"] == "true" {
+			undo.push("anonymous volume "+name, func(ctx context.Context) error {
+				return ignoreNotFound(c.Volumes.Remove(ctx, name))
+			})
 		}
 		return c.Volumes.Ensure(ctx, name, labels)
 	}

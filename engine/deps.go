@@ -220,3 +220,23 @@ type Volumes interface {
 	Remove(ctx context.Context, name string) error
 	List(ctx context.Context) ([]VolumeInfo, error)
 }
+
+// Leftover is something made for a container (a sandbox, a writable layer): the container's
+// ID and when it was made.
+type Leftover struct {
+	ID      string
+	Created time.Time
+}
+
+// SandboxSweeper is an optional capability of Sandboxes for converging after a crash or a
+// failed create: List returns the containers that have a sandbox; Recover sweeps endpoints,
+// port rules and DNS records of containers whose sandbox is gone.
+type SandboxSweeper interface {
+	List(ctx context.Context) ([]Leftover, error)
+	Recover(ctx context.Context) error
+}
+
+// LayerLister is an optional capability of Layers: the containers that have a writable layer.
+type LayerLister interface {
+	List(ctx context.Context) ([]Leftover, error)
+}

@@ -32,6 +32,8 @@ var (
 	ErrNoSuchService = errors.New("no such service")
 	// ErrTimeout is returned when waiting for a condition takes too long.
 	ErrTimeout = errors.New("timed out")
+	// ErrPortInUse classes a host port that another container or a listener holds.
+	ErrPortInUse = errors.New("port is already allocated")
 )
 
 // Labels berth adds next to Compose's.
@@ -279,6 +281,7 @@ func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 	}
 	defer unlock()
 	t0 := time.Now()
+	e.sweep(ctx, p, prog)
 	have, err := e.Observe(ctx, p)
 	if err != nil {
 		return nil, err
@@ -346,6 +349,7 @@ func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 		return nil, err
 	}
 	defer unlock()
+	e.sweep(ctx, p, prog)
 	have, err := e.Observe(ctx, p)
 	if err != nil {
 		return nil, err
@@ -358,6 +362,15 @@ func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
 	return plan, x.run(ctx, plan)
+}
+
+// sweep runs Sweep, reporting a failure as a warning: what it could not remove is retried by
+// the next up or down, and must not keep this one from running.
+func (e *Engine) sweep(ctx context.Context, p *spec.Project, prog Progress) {
+	if err := e.Sweep(ctx, p.Name); err != nil {
+		e.log.Warn("sweep", "project", p.Name, "err", err)
+		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning, Text: err.Error()})
+	}
 }
 
 // checkPorts fails before anything starts when a new container would publish a fixed host
@@ -374,7 +387,7 @@ func (e *Engine) checkPorts(ctx context.Context, p *spec.Project, plan *planner.
 			continue
 		}
 		if s, ok := p.Service(cc.Service); ok && s.NetworkMode != "host" {
-			ports = append(ports, portMappings(s.Ports)...)
+			ports = append(ports, fixedPorts(s.Ports)...)
 		}
 	}
 	if len(ports) == 0 {

@@ -178,10 +178,34 @@ func (r *Runtime) execHere(ctx context.Context, id string, ps ProcessSpec, stdio
 	if cwd == "" {
 		cwd = "/"
 	}
-	env := append(append([]string(nil), c.Env...), ps.Env...)
+	env := processEnv(append(append([]string(nil), c.Env...), ps.Env...), u, c.Hostname, ps.Tty)
+	args := ps.Args
+	var seccompProg *os.File
+	if lc := ct.Config(); lc.Seccomp == nil && wantsSeccomp(&c) {
+		// The container was started with the precompiled filter (seccomp_fast.go): its
+		// exec'd processes must load it too, or they would run unconfined.
+		fsys, err := r.FS(ctx, id)
+		if err != nil {
+			return -1, fmt.Errorf("exec %s: %w", c.Name, err)
+		}
+		fargs, f, err := r.fastSeccompArgs(id, args, args[0], cwd, env, fsys)
+		switch {
+		case errors.Is(err, errNoSeccompProgram):
+			return -1, fmt.Errorf("exec %s: its seccomp program is missing; restart the container: %w", c.Name, ErrExec)
+		case errors.Is(err, errNoFastSeccomp):
+			return -1, fmt.Errorf("exec %s: exec: %q: executable file not found in $PATH: %w", c.Name, args[0], ErrExec)
+		case err != nil:
+			return -1, fmt.Errorf("exec %s: %w", c.Name, err)
+		}
+		args, seccompProg = fargs, f
+	}
 	p := &libcontainer.Process{
-		Args: ps.Args, Env: processEnv(env, u, c.Hostname, ps.Tty), Cwd: cwd,
+		Args: args, Env: env, Cwd: cwd,
 		UID: u.UID, GID: u.GID, AdditionalGroups: u.Groups,
+	}
+	if seccompProg != nil {
+		p.ExtraFiles = []*os.File{seccompProg}
+		defer seccompProg.Close()
 	}
 	if ps.Privileged {
 		all := allCaps()

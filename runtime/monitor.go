@@ -340,15 +340,29 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 	if m.cfg.Init {
 		args = append([]string{initPath, initArg, "--"}, args...)
 	}
+	env := processEnv(m.cfg.Env, u, m.cfg.Hostname, m.cfg.Tty)
+	lcfg := m.lcfg
+	var seccompProg *os.File
+	if lcfg.Seccomp != nil && len(m.cfg.Args) > 0 {
+		fsys, _ := r.FS(context.Background(), m.id)
+		if fargs, f, err := r.fastSeccompArgs(m.id, args, m.cfg.Args[0], cwd, env, fsys); err == nil {
+			c := *lcfg
+			c.Seccomp = nil // loaded precompiled by the shim before the command runs
+			lcfg, args, seccompProg = &c, fargs, f
+		}
+	}
 	m.tr("pre-create")
-	ct, err := libcontainer.Create(r.libctRoot, m.id, m.lcfg)
+	ct, err := libcontainer.Create(r.libctRoot, m.id, lcfg)
 	m.tr("libct-create")
 	if err != nil {
+		if seccompProg != nil {
+			seccompProg.Close()
+		}
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	p := &libcontainer.Process{
 		Args:             args,
-		Env:              processEnv(m.cfg.Env, u, m.cfg.Hostname, m.cfg.Tty),
+		Env:              env,
 		Cwd:              cwd,
 		UID:              u.UID,
 		GID:              u.GID,
@@ -360,6 +374,10 @@ func (m *monitor) startProcess() (chan struct{}, error) {
 		outR, errR, inW    *os.File
 		consoleP, consoleC *os.File
 	)
+	if seccompProg != nil {
+		p.ExtraFiles = []*os.File{seccompProg}
+		closeAfter = append(closeAfter, seccompProg)
+	}
 	cleanup := func() {
 		for _, f := range closeAfter {
 			f.Close()

@@ -30,6 +30,10 @@ func Reexec() bool {
 		os.Exit(runMonitor(os.Args[2:]))
 	case initArg:
 		os.Exit(runInit(os.Args[2:]))
+	case seccompArg:
+		os.Exit(runSeccompExec(os.Args[2:]))
+	case seccompExportArg:
+		os.Exit(runSeccompExport())
 	case execArg:
 		os.Exit(runExecMode(os.Args[2:]))
 	}

@@ -594,9 +594,11 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 			return fmt.Errorf("remove %s: %w", c.Name, err)
 		}
 	}
-	// Wait for the monitor to let go (it exits right after the container stops).
-	for i := 0; i < 250 && r.monitorAlive(id); i++ {
-		time.Sleep(20 * time.Millisecond)
+	// Wait (up to 5s) for the monitor to let go: it exits right after the container stops,
+	// usually within a millisecond or two, so poll fast first.
+	for d, waited := 500*time.Microsecond, time.Duration(0); waited < 5*time.Second && r.monitorAlive(id); waited += d {
+		time.Sleep(d)
+		d = min(2*d, 20*time.Millisecond)
 	}
 	if ct, err := libcontainer.Load(r.libctRoot, id); err == nil {
 		_ = ct.Signal(unix.SIGKILL)

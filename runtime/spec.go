@@ -350,6 +350,25 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 		}
 		s.Mounts = append(s.Mounts, sm)
 	}
+	// The default seccomp profile, precompiled (seccomp_fast.go) when the shim can load it.
+	var sc *configs.Seccomp
+	fastSeccomp := false
+	if !so.seccompUnconfined && !c.Privileged && libseccomp.Enabled {
+		if sc, err = r.seccompFor(caps); err != nil {
+			return nil, err
+		}
+		if _, static := r.staticShim(); static && fastSeccompOK(sc, s.Process.NoNewPrivileges) {
+			if err := r.linkSeccomp(sc, dir); err == nil {
+				fastSeccomp = true
+			} else {
+				r.log.Debug("seccomp precompilation failed; libcontainer compiles the profile at each start", "err", err)
+			}
+		}
+	}
+	if fastSeccomp && !c.Init {
+		exe, _ := r.staticShim()
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: exe, Options: []string{"bind", "ro", "rprivate"}})
+	}
 	if c.Init {
 		exe := r.shim
 		if exe == "/proc/self/exe" {
@@ -433,11 +452,7 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 	if !so.seccompUnconfined && !c.Privileged && !libseccomp.Enabled && warn != nil {
 		warn("berth was built without the seccomp build tag: the container runs without a seccomp profile")
 	}
-	if !so.seccompUnconfined && !c.Privileged && libseccomp.Enabled {
-		sc, err := r.seccompFor(caps)
-		if err != nil {
-			return nil, err
-		}
+	if sc != nil {
 		cfg.Seccomp = sc
 	}
 	rl, err := clampUlimits(c.Ulimits, warn)

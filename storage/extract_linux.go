@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,11 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 		return 0, fmt.Errorf("open layer dir: %w", err)
 	}
 	defer unix.Close(rootfd)
-	x := &extractor{root: rootfd, isRoot: os.Geteuid() == 0, buf: make([]byte, 1<<20)}
+	x := &extractor{root: rootfd, isRoot: os.Geteuid() == 0, buf: make([]byte, 1<<20), umask: processUmask()}
+	var rst unix.Stat_t
+	// New files belong to 0:0 already when root creates them, unless a setgid directory
+	// passes its group on (directories made here are never setgid until the very end).
+	x.createdAsRoot = x.isRoot && os.Getegid() == 0 && unix.Fstat(rootfd, &rst) == nil && rst.Mode&unix.S_ISGID == 0
 	tr := tar.NewReader(r)
 	var size int64
 	type dirMeta struct {
@@ -111,9 +116,30 @@ func cleanEntryName(n string) (string, error) {
 }
 
 type extractor struct {
-	root   int
-	isRoot bool
-	buf    []byte
+	root          int
+	isRoot        bool
+	createdAsRoot bool // files created here are owned by 0:0 (see extractLayer)
+	umask         uint32
+	buf           []byte
+}
+
+// processUmask reads the umask from /proc/self/status (reading it with umask(2) would change
+// it for every thread for a moment); 0o777 if unknown, which makes every file get an fchmod.
+func processUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return 0o777
+			}
+			return uint32(m)
+		}
+	}
+	return 0o777
 }
 
 // openIn opens p (relative) inside the root, resolving every symlink as if root were "/".
@@ -176,6 +202,9 @@ func (x *extractor) entry(r io.Reader, hdr *tar.Header, name string) error {
 	}
 	defer unix.Close(pfd)
 
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+		return x.regular(r, hdr, pfd, base)
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
@@ -191,23 +220,6 @@ func (x *extractor) entry(r io.Reader, hdr *tar.Header, name string) error {
 			return fmt.Errorf("mkdir: %w", err)
 		}
 		return nil // metadata applied at the end
-	case tar.TypeReg, tar.TypeRegA:
-		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
-		f := os.NewFile(uintptr(fd), base)
-		n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), x.buf)
-		if err == nil && n != hdr.Size {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("write: %w", err)
-		}
-		err = x.meta(pfd, base, fd, hdr, false)
-		f.Close()
-		return err
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return fmt.Errorf("symlink: %w", err)
@@ -239,13 +251,65 @@ func (x *extractor) entry(r io.Reader, hdr *tar.Header, name string) error {
 	}
 }
 
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+// regular creates a regular file (replacing whatever is at base) with the entry's content and
+// metadata. It is the hot path of every unpack, so it spends few system calls: no stat first
+// (O_EXCL finds what is in the way), the final mode at creation when the umask lets it
+// through, no chown to 0:0 of a file root just created.
+func (x *extractor) regular(r io.Reader, hdr *tar.Header, pfd int, base string) error {
+	mode := uint32(hdr.Mode) & 0o7777
+	createMode, chmod := uint32(0o600), true
+	if mode&^0o777 == 0 && mode&x.umask == 0 {
+		createMode, chmod = mode, false
+	}
+	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(pfd, base, flags, createMode)
+	if errors.Is(err, unix.EEXIST) {
+		if err := removeAt(pfd, base); err != nil {
+			return err
+		}
+		fd, err = unix.Openat(pfd, base, flags, createMode)
+	}
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer unix.Close(fd)
+	for left := hdr.Size; left > 0; {
+		b := x.buf
+		if int64(len(b)) > left {
+			b = b[:left]
+		}
+		n, rerr := io.ReadFull(r, b)
+		for w := b[:n]; len(w) > 0; {
+			k, werr := unix.Write(fd, w)
+			if werr == unix.EINTR {
+				continue
+			}
+			if werr != nil {
+				return fmt.Errorf("write: %w", werr)
+			}
+			w = w[k:]
+		}
+		left -= int64(n)
+		if rerr != nil {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("write: %w", rerr)
+		}
+	}
+	owned := x.createdAsRoot && hdr.Uid == 0 && hdr.Gid == 0
+	return x.metaOpts(pfd, base, fd, hdr, false, !owned, chmod)
+}
 
 // meta applies ownership, mode, xattrs and times. fd >= 0 is an open fd for the entry.
 func (x *extractor) meta(pfd int, base string, fd int, hdr *tar.Header, symlink bool) error {
-	if x.isRoot {
+	return x.metaOpts(pfd, base, fd, hdr, symlink, true, true)
+}
+
+// metaOpts is meta that may skip the chown (the owner is right already) or the chmod (the
+// file was created with its mode).
+func (x *extractor) metaOpts(pfd int, base string, fd int, hdr *tar.Header, symlink, chown, chmod bool) error {
+	if x.isRoot && chown {
 		var err error
 		if fd >= 0 {
 			err = unix.Fchown(fd, hdr.Uid, hdr.Gid)
@@ -259,9 +323,11 @@ func (x *extractor) meta(pfd int, base string, fd int, hdr *tar.Header, symlink 
 	if !symlink {
 		mode := uint32(hdr.Mode) & 0o7777
 		var err error
-		if fd >= 0 {
+		switch {
+		case !chmod:
+		case fd >= 0:
 			err = unix.Fchmod(fd, mode)
-		} else {
+		default:
 			err = unix.Fchmodat(pfd, base, mode, 0)
 		}
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 )
@@ -160,4 +161,70 @@ func TestImportCanceled(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	scratchEmpty(t, s)
+}
+
+func TestExtractRegularFileModesAndReplacement(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, body string) {
+		h.Size = int64(len(body))
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	add(&tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644}, "old")
+	add(&tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o600}, "new") // replaces a file
+	add(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "d/x", Typeflag: tar.TypeReg, Mode: 0o644}, "x")
+	add(&tar.Header{Name: "d", Typeflag: tar.TypeReg, Mode: 0o644}, "file") // replaces a directory
+	add(&tar.Header{Name: "s", Typeflag: tar.TypeSymlink, Linkname: "a"}, "")
+	add(&tar.Header{Name: "s", Typeflag: tar.TypeReg, Mode: 0o644}, "s")  // replaces a symlink, not its target
+	add(&tar.Header{Name: "rw", Typeflag: tar.TypeReg, Mode: 0o777}, "1") // wider than the umask allows
+	add(&tar.Header{Name: "ro", Typeflag: tar.TypeReg, Mode: 0o444}, "2")
+	add(&tar.Header{Name: "none", Typeflag: tar.TypeReg, Mode: 0}, "3")
+	add(&tar.Header{Name: "owned", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1234, Gid: 5678}, "4")
+	tw.Close()
+	layer, sb, err := extractInto(t, buf.Bytes(), extractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyLayerInSandbox(t, sb)
+	for name, want := range map[string]string{"a": "new", "d": "file", "s": "s", "rw": "1", "ro": "2", "none": "3"} {
+		if b, err := os.ReadFile(filepath.Join(layer, name)); err != nil && os.Geteuid() == 0 || err == nil && string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	for name, want := range map[string]os.FileMode{"a": 0o600, "d": 0o644, "s": 0o644, "rw": 0o777, "ro": 0o444, "none": 0} {
+		fi, err := os.Lstat(filepath.Join(layer, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want regular %v", name, fi.Mode(), want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		var st unixStat
+		if err := lstatOwner(filepath.Join(layer, "owned"), &st); err != nil || st.uid != 1234 || st.gid != 5678 {
+			t.Errorf("owned: %+v, %v; want 1234:5678", st, err)
+		}
+		if err := lstatOwner(filepath.Join(layer, "a"), &st); err != nil || st.uid != 0 || st.gid != 0 {
+			t.Errorf("a: %+v, %v; want 0:0", st, err)
+		}
+	}
+}
+
+type unixStat struct{ uid, gid uint32 }
+
+func lstatOwner(p string, st *unixStat) error {
+	var s syscall.Stat_t
+	if err := syscall.Lstat(p, &s); err != nil {
+		return err
+	}
+	st.uid, st.gid = s.Uid, s.Gid
+	return nil
 }

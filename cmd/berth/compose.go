@@ -36,6 +36,7 @@ func addComposeCommands(root *cobra.Command, a *app) {
 		composeTopCmd(a), composePortCmd(a), composeLsCmd(a), composeWaitCmd(a),
 		composeScaleCmd(a), composeEventsCmd(a),
 	)
+	addComposeMoreCommands(root, a)
 }
 
 // composeSession is what a compose command works with.

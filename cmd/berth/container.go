@@ -135,13 +135,16 @@ func (p *containerParts) mountRootfs(ctx context.Context, id string) error {
 
 // remove deletes a container, its writable layer and (with volumes) its anonymous volumes.
 func (p *containerParts) remove(ctx context.Context, id string, force, volumes bool) error {
+	tr := containerTracer()
 	c, err := p.rt.Get(ctx, id)
 	if err != nil {
 		return err
 	}
+	tr("rm-get")
 	if err := p.rt.Remove(ctx, id, force); err != nil {
 		return err
 	}
+	tr("rm-runtime")
 	if err := containerLeaveNetwork(ctx, p.a, c.Config); err != nil {
 		return err
 	}
@@ -151,12 +154,15 @@ func (p *containerParts) remove(ctx context.Context, id string, force, volumes b
 			return err
 		}
 		defer s.Close()
+		tr("rm-store")
 		if err := s.Unmount(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
+		tr("rm-unmount")
 		if err := s.RemoveContainerLayer(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
+		tr("rm-layer")
 	}
 	if volumes {
 		for _, v := range strings.Split(c.Config.Labels[containerAnonVolLabel], ",") {
@@ -407,7 +413,7 @@ func containerNetworks(a *app) (*netns.Manager, error) {
 // containerJoinNetwork gives the container a network sandbox attached to network ("bridge" is
 // berth's default network, created on first use), publishes ports and writes the container's
 // hosts and resolv.conf. undo releases everything on a later failure.
-func containerJoinNetwork(ctx context.Context, a *app, c *crt.ContainerConfig, o *containerRunOpts, network string, ports []netns.PortMapping) (undo func(), err error) {
+func containerJoinNetwork(ctx context.Context, a *app, c *crt.ContainerConfig, o *containerRunOpts, network string, ports []netns.PortMapping) (func(), error) {
 	m, err := containerNetworks(a)
 	if err != nil {
 		return nil, err
@@ -423,7 +429,7 @@ func containerJoinNetwork(ctx context.Context, a *app, c *crt.ContainerConfig, o
 		return nil, err
 	}
 	id := c.ID
-	undo = func() {
+	undo := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = m.RemoveSandbox(cctx, id)

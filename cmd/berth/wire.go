@@ -129,6 +129,20 @@ func wireNotFound(err error, leaf ...error) error {
 	return err
 }
 
+// wireClass adds the engine's error class to a leaf package's error of class leaf, keeping
+// the message as it is.
+func wireClass(err, leaf, class error) error {
+	if err == nil || !errors.Is(err, leaf) {
+		return err
+	}
+	return &wireClassed{err: err, class: class}
+}
+
+type wireClassed struct{ err, class error }
+
+func (e *wireClassed) Error() string   { return e.err.Error() }
+func (e *wireClassed) Unwrap() []error { return []error{e.err, e.class} }
+
 // --- images and layers (storage) ---
 
 type wireImages struct{ s *storage.Store }
@@ -165,11 +179,39 @@ func (w wireLayers) Mount(ctx context.Context, containerID, imageID string) (str
 }
 
 func (w wireLayers) Unmount(ctx context.Context, containerID string) error {
-	return w.s.Unmount(ctx, containerID)
+	return wireNotFound(w.s.Unmount(ctx, containerID), storage.ErrNotFound)
 }
 
 func (w wireLayers) Remove(ctx context.Context, containerID string) error {
-	return w.s.RemoveContainerLayer(ctx, containerID)
+	return wireNotFound(w.s.RemoveContainerLayer(ctx, containerID), storage.ErrNotFound)
+}
+
+var _ engine.LayerLister = wireLayers{}
+
+// List returns the containers with a writable layer, made when their directory was.
+func (w wireLayers) List(ctx context.Context) ([]engine.Leftover, error) {
+	ids, err := w.s.ContainerLayers(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return wireLeftovers(ids, func(id string) string { return filepath.Dir(w.s.RootFS(id)) }), nil
+}
+
+// wireLeftovers stamps IDs with the modification time of the path each one names (zero when
+// it is gone: the engine then leaves it alone).
+func wireLeftovers(ids []string, path func(id string) string) []engine.Leftover {
+	out := make([]engine.Leftover, 0, len(ids))
+	for _, id := range ids {
+		l := engine.Leftover{ID: id}
+		if st, err := os.Lstat(path(id)); err == nil {
+			l.Created = st.ModTime()
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // --- containers (runtime) ---
@@ -404,7 +446,7 @@ func (w wireSandboxes) Publish(ctx context.Context, id string, ports []engine.Po
 	}
 	got, err := w.m.Publish(ctx, id, in)
 	if err != nil {
-		return nil, err
+		return nil, wireClass(err, netns.ErrPortInUse, engine.ErrPortInUse)
 	}
 	out := make([]engine.PortMapping, len(got))
 	for i, p := range got {
@@ -418,13 +460,28 @@ func (w wireSandboxes) CheckPorts(ctx context.Context, ports []engine.PortMappin
 	for i, p := range ports {
 		in[i] = netns.PortMapping{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 	}
-	return w.m.CheckPorts(ctx, in)
+	return wireClass(w.m.CheckPorts(ctx, in), netns.ErrPortInUse, engine.ErrPortInUse)
 }
 
 func (w wireSandboxes) Remove(ctx context.Context, id string, networks []string) error {
 	err := w.m.RemoveSandbox(ctx, id)
-	if errors.Is(err, netns.ErrNotFound) || errors.Is(err, netns.ErrNoSandbox) {
-		return nil
+	if err != nil && !errors.Is(err, netns.ErrNotFound) && !errors.Is(err, netns.ErrNoSandbox) {
+		return err
 	}
-	return err
+	// The container is gone for good (recreate makes a new ID): its remembered ports too.
+	return w.m.ForgetPorts(ctx, id)
 }
+
+var _ engine.SandboxSweeper = wireSandboxes{}
+
+// List returns the containers with a mounted network sandbox.
+func (w wireSandboxes) List(ctx context.Context) ([]engine.Leftover, error) {
+	ids, err := w.m.ListSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return wireLeftovers(ids, w.m.SandboxPath), nil
+}
+
+// Recover sweeps endpoints, rules and DNS records of containers whose sandbox is gone.
+func (w wireSandboxes) Recover(ctx context.Context) error { return w.m.Recover(ctx) }
