@@ -41,6 +41,9 @@ type CreateOptions struct {
 	Tty        bool
 	OpenStdin  bool
 	NoRestart  bool
+	// AutoRemove removes the container, its sandbox, writable layer and anonymous volumes
+	// when it exits (`run -d --rm`); the Runtime must be an AutoRemover.
+	AutoRemove bool
 }
 
 // CreateContainer creates one container of svc outside a plan (for `run`), returning its ID.
@@ -93,13 +96,34 @@ func (e *Engine) CreateContainer(ctx context.Context, p *spec.Project, svc spec.
 	if opt.Hash == "" {
 		opt.Hash = planner.ServiceHash(svc)
 	}
-	return x.createContainerOpts(ctx, svc, opt.Number, opt.Name, opt.Hash, opt.OneOff)
+	ar, ok := e.cfg.Runtime.(AutoRemover)
+	if opt.AutoRemove && !ok {
+		return "", fmt.Errorf("remove when it exits: %w", ErrUnsupported)
+	}
+	id, err := x.createContainerOpts(ctx, svc, opt.Number, opt.Name, opt.Hash, opt.OneOff)
+	if err != nil || !opt.AutoRemove {
+		return id, err
+	}
+	if err := ar.SetAutoRemove(ctx, id); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		return "", errors.Join(fmt.Errorf("remove when it exits: %w", err), x.removeContainerVolumes(cctx, id, true))
+	}
+	return id, nil
 }
 
 // RemoveContainer removes a container and everything made for it (sandbox, writable layer).
 func (e *Engine) RemoveContainer(ctx context.Context, p *spec.Project, id string) error {
 	x := e.newExec(p, planner.Observed{}, NopProgress{})
 	return x.removeContainer(ctx, id)
+}
+
+// RemoveContainerVolumes removes a container (force: running or not), everything made for it
+// and its anonymous volumes; a missing container is not an error. It is what an AutoRemover's
+// container runs when it exits.
+func (e *Engine) RemoveContainerVolumes(ctx context.Context, id string) error {
+	x := e.newExec(&spec.Project{}, planner.Observed{}, NopProgress{})
+	return x.removeContainerVolumes(ctx, id, true)
 }
 
 func (x *exec) createContainer(ctx context.Context, svc spec.Service, number int, name, hash string) (string, error) {

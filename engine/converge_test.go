@@ -405,3 +405,69 @@ func TestPortRangeSkipsTaken(t *testing.T) {
 		t.Errorf("ports = %v, want 8081 and 8082", all)
 	}
 }
+
+// fakeBuilder "builds" by naming the image id as ref.
+type fakeBuilder struct {
+	img *fakeImages
+	id  string
+	n   int
+}
+
+func (b *fakeBuilder) Build(_ context.Context, project string, svc spec.Service, tag string) error {
+	b.img.mu.Lock()
+	defer b.img.mu.Unlock()
+	b.n++
+	b.img.images[tag] = Image{ID: b.id, Cmd: []string{"sh"}}
+	return nil
+}
+
+// up --build recreates a service's containers only when the build made a different image
+// (a cache hit gives the same image ID: the containers stay).
+func TestUpBuildRecreatesOnlyIfImageChanged(t *testing.T) {
+	f := newConvergeFakes(t)
+	b := &fakeBuilder{img: f.img, id: "sha256:one"}
+	f.cfg.Builder = b
+	e, _ := New(f.cfg)
+	ctx := context.Background()
+	p := webProject()
+	p.Services[0].Image = ""
+	p.Services[0].Build = &spec.Build{Context: "."}
+	build := scale(3)
+	build.Build = true
+	if _, err := e.Up(ctx, p, build, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := func() map[string]string {
+		out := map[string]string{}
+		cs, _ := e.Containers(ctx, "proj")
+		for _, c := range cs {
+			out[c.Name] = c.ID
+		}
+		return out
+	}
+	first := ids()
+	if len(first) != 3 {
+		t.Fatalf("containers: %v", first)
+	}
+	if _, err := e.Up(ctx, p, build, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b.n != 2 {
+		t.Errorf("builds = %d, want 2", b.n)
+	}
+	if again := ids(); !cmp.Equal(first, again) {
+		t.Errorf("cache-hit build recreated: %v -> %v", first, again)
+	}
+	b.id = "sha256:two"
+	if _, err := e.Up(ctx, p, build, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range ids() {
+		if first[name] == id {
+			t.Errorf("%s kept after its image changed", name)
+		}
+		if c := f.rt.byName(name); c == nil || c.cfg.Labels[planner.LabelImage] != "sha256:two" {
+			t.Errorf("%s does not run the new image", name)
+		}
+	}
+}

@@ -240,3 +240,9 @@ type SandboxSweeper interface {
 type LayerLister interface {
 	List(ctx context.Context) ([]Leftover, error)
 }
+
+// AutoRemover is an optional capability of Runtime: SetAutoRemove makes a created container
+// remove itself, and everything made for it, when it exits (`run -d --rm`).
+type AutoRemover interface {
+	SetAutoRemove(ctx context.Context, id string) error
+}

@@ -361,7 +361,12 @@ func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 	e.notes(p, plan, prog)
 	x := e.newExec(p, have, prog)
 	x.grace = opt.Timeout
-	return plan, x.run(ctx, plan)
+	if err := x.run(ctx, plan); err != nil {
+		return plan, err
+	}
+	// What the removals could not reach (endpoints of sandboxes gone meanwhile...).
+	e.sweep(ctx, p, prog)
+	return plan, nil
 }
 
 // sweep runs Sweep, reporting a failure as a warning: what it could not remove is retried by

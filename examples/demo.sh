@@ -31,9 +31,10 @@ step "berth up -d --wait"
 step "a request through the published port 127.0.0.1:8080"
 for i in 1 2 3; do curl -fsS http://127.0.0.1:8080/; done
 
-step "berth up -d --wait --scale web=3"
+step "berth up -d --wait --scale web=3 (each replica takes a port of 127.0.0.1:8080-8082)"
 "$berth" up -d --wait --scale web=3
 "$berth" ps
+for port in 8080 8081 8082; do curl -fsS "http://127.0.0.1:$port/"; done
 
 step "requests spread over the web replicas by service-name DNS"
 "$berth" run --rm --no-deps worker -probe http://web:8080/ -n 6

@@ -107,6 +107,10 @@ func (r *Runtime) precompiledSeccomp(sc *configs.Seccomp) (string, error) {
 	maj, minor, micro := libseccomp.Version()
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\x00%s\x00%d.%d.%d\x00", unix.ByteSliceToString(uts.Release[:]), maj, minor, micro)
+	// The shim compiles the program with the libseccomp linked into it: a new shim, a new entry.
+	if st, err := os.Stat(r.shim); err == nil {
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", r.shim, st.Size(), st.ModTime().UnixNano())
+	}
 	h.Write(b)
 	dir := filepath.Join(r.root, ".seccomp")
 	p := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".bpf")
@@ -201,6 +205,9 @@ func exportSeccomp(shim string, profile []byte, flags uint32) ([]byte, error) {
 	if _, err := ptrace(unix.PTRACE_SEIZE, 0, 0); err != nil {
 		return nil, fmt.Errorf("seccomp export: ptrace seize: %w", err)
 	}
+	// Detach before the helper is killed: a thread still traced by us could only be reaped by
+	// this thread, and waiting for the helper would hang.
+	defer func() { _, _ = ptrace(unix.PTRACE_DETACH, 0, 0) }()
 	if _, err := ptrace(unix.PTRACE_INTERRUPT, 0, 0); err != nil {
 		return nil, fmt.Errorf("seccomp export: ptrace interrupt: %w", err)
 	}

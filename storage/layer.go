@@ -65,6 +65,7 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, bw *blobWriter, name fu
 		<-res
 		return diff, 0, nil
 	}
+	sp.startWriteback() // a new layer: its blob will be kept, write it out while unpacking ends
 	x := <-res
 	if x.err != nil {
 		return "", 0, x.err

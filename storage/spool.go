@@ -30,7 +30,6 @@ type spool struct {
 	done    bool  // writer finished (err says how)
 	err     error
 	stopped bool // readers must stop
-	flushed int64
 }
 
 func newSpool(bw *blobWriter) *spool {
@@ -38,10 +37,6 @@ func newSpool(bw *blobWriter) *spool {
 	sp.cond = sync.NewCond(&sp.mu)
 	return sp
 }
-
-// spoolWriteback is how much newly written blob data is handed to the disk at a time, so that
-// the final sync finds most of it already written.
-const spoolWriteback = 8 << 20
 
 // fill copies r into the blob until EOF, publishing progress to readers, and returns the
 // number of bytes copied. It checks ctx between chunks.
@@ -70,11 +65,6 @@ func (sp *spool) fill(ctx context.Context, r io.Reader) (int64, error) {
 				sp.finish(errSpoolStopped)
 				return total, errSpoolStopped
 			}
-			if total-sp.flushed >= spoolWriteback {
-				// Start writeback early (no wait); durability still comes from the final sync.
-				unix.SyncFileRange(int(sp.bw.f.Fd()), sp.flushed, total-sp.flushed, unix.SYNC_FILE_RANGE_WRITE)
-				sp.flushed = total
-			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			sp.finish(nil)
@@ -101,6 +91,13 @@ func (sp *spool) stop() {
 	sp.stopped = true
 	sp.mu.Unlock()
 	sp.cond.Broadcast()
+}
+
+// startWriteback asks the kernel to start writing the complete blob out (no wait), so that
+// the final sync finds little left. Called once the blob is known to be new: the data of a
+// blob that is then discarded never reaches the disk.
+func (sp *spool) startWriteback() {
+	unix.SyncFileRange(int(sp.bw.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 // reader returns a reader of the blob from the start that waits for the writer.

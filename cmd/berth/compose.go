@@ -35,6 +35,7 @@ func addComposeCommands(root *cobra.Command, a *app) {
 		composeRmCmd(a), composeCreateCmd(a), composePullCmd(a), composeImagesCmd(a),
 		composeTopCmd(a), composePortCmd(a), composeLsCmd(a), composeWaitCmd(a),
 		composeScaleCmd(a), composeEventsCmd(a),
+		wireRemoveCmd(a), // hidden: a `run -d --rm` container's monitor runs it on exit
 	)
 	addComposeMoreCommands(root, a)
 }
@@ -860,6 +861,7 @@ func composeRunCmd(a *app) *cobra.Command {
 			tty := !noTTY && !detach && composeIsTTY(a.stdin) && composeIsTTY(a.stdout)
 			opt.Tty = tty
 			opt.OpenStdin = !detach && interactive
+			opt.AutoRemove = rm && detach
 			id, err := s.e.CreateContainer(ctx, s.p, svc, opt)
 			if err != nil {
 				return composeFail(err)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/netns"
 	crt "github.com/berth-dev/berth/runtime"
@@ -99,12 +101,12 @@ func wireEngine(a *app, w *wireParts, who string) (*engine.Engine, error) {
 		cfg.Builder = buildNewComposeBuilder(a, w.store)
 	}
 	if w.rt != nil {
-		r := wireRuntime{r: w.rt}
+		r := wireRuntime{r: w.rt, rmCmd: wireRemoveArgs(a)}
 		cfg.Runtime, cfg.Lister, cfg.Signaler, cfg.Logs = r, r, r, r
 	}
 	if w.net != nil {
 		cfg.Networks = wireNetworks{m: w.net}
-		cfg.Sandboxes = wireSandboxes{m: w.net}
+		cfg.Sandboxes = wireSandboxes{m: w.net, netnsDir: filepath.Join(wireNetRunRoot(a), "netns")}
 	}
 	if w.vols != nil {
 		cfg.Volumes = w.vols
@@ -216,7 +218,24 @@ func wireLeftovers(ids []string, path func(id string) string) []engine.Leftover 
 
 // --- containers (runtime) ---
 
-type wireRuntime struct{ r *crt.Runtime }
+type wireRuntime struct {
+	r *crt.Runtime
+	// rmCmd is the command, without the container ID, that removes a container with
+	// everything the engine made for it (the hidden __remove-container).
+	rmCmd []string
+}
+
+var _ engine.AutoRemover = wireRuntime{}
+
+// SetAutoRemove makes the container's monitor run `berth __remove-container ID` when the
+// container exits, which releases its sandbox, writable layer and anonymous volumes too.
+func (w wireRuntime) SetAutoRemove(ctx context.Context, id string) error {
+	if len(w.rmCmd) == 0 {
+		return fmt.Errorf("auto-remove: no berth executable: %w", engine.ErrUnsupported)
+	}
+	cmd := append(append([]string(nil), w.rmCmd...), id)
+	return wireNotFound(w.r.SetAutoRemove(ctx, id, cmd), crt.ErrNotFound)
+}
 
 func (w wireRuntime) Create(ctx context.Context, c engine.ContainerConfig) error {
 	return w.r.Create(ctx, wireContainerConfig(c))
@@ -418,7 +437,12 @@ func (w wireNetworks) List(ctx context.Context) ([]engine.NetworkInfo, error) {
 	return out, nil
 }
 
-type wireSandboxes struct{ m *netns.Manager }
+type wireSandboxes struct {
+	m *netns.Manager
+	// netnsDir is where netns mounts sandboxes; it makes the directory a shared mount of its
+	// own, which Recover undoes when no sandbox is left.
+	netnsDir string
+}
 
 func (w wireSandboxes) Create(ctx context.Context, id string) (string, error) {
 	return w.m.CreateSandbox(ctx, id)
@@ -483,5 +507,24 @@ func (w wireSandboxes) List(ctx context.Context) ([]engine.Leftover, error) {
 	return wireLeftovers(ids, w.m.SandboxPath), nil
 }
 
-// Recover sweeps endpoints, rules and DNS records of containers whose sandbox is gone.
-func (w wireSandboxes) Recover(ctx context.Context) error { return w.m.Recover(ctx) }
+// Recover sweeps endpoints, rules and DNS records of containers whose sandbox is gone, and
+// unmounts the sandboxes' directory when no sandbox is left in it, so that a machine where
+// everything is down has no mount of berth's. The unmount is not lazy: while any sandbox is
+// mounted beneath, it fails with EBUSY and changes nothing; the next CreateSandbox mounts the
+// directory again.
+func (w wireSandboxes) Recover(ctx context.Context) error {
+	if err := w.m.Recover(ctx); err != nil {
+		return err
+	}
+	if w.netnsDir == "" {
+		return nil
+	}
+	if ids, err := w.m.ListSandboxes(ctx); err != nil || len(ids) > 0 {
+		return err
+	}
+	err := unix.Unmount(w.netnsDir, 0)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", w.netnsDir, err)
+	}
+	return nil
+}

@@ -114,6 +114,20 @@ func TestE2EFailedCreateRollsBack(t *testing.T) {
 	if len(mounts)+len(sandboxes)+len(endpoints) > 0 {
 		t.Errorf("after down: mounts %v sandboxes %v endpoints %v", mounts, sandboxes, endpoints)
 	}
+	if e.netnsMounted() {
+		t.Errorf("after down: %s/netns is still mounted", e.runRoot)
+	}
+}
+
+// netnsMounted reports whether the sandboxes' directory is still a mount point.
+func (e *wireEnv) netnsMounted() bool {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == filepath.Join(e.runRoot, "netns") {
+			return true
+		}
+	}
+	return false
 }
 
 func TestE2ESweepInterruptedCreate(t *testing.T) {
@@ -240,5 +254,48 @@ services:
 	out = e.mustBerth("up", "-d", "--build")
 	if again := wireIDs(e.ps()); again["e2ebuild-app-1"] == "" || again["e2ebuild-app-1"] == first["e2ebuild-app-1"] {
 		t.Errorf("up --build with a changed build kept the container: %v -> %v\n%s", first, again, out)
+	}
+}
+
+// run -d --rm removes the container, and everything made for it, when it exits.
+func TestE2ERunDetachedRemove(t *testing.T) {
+	e := newWireEnv(t, "scale")
+	e.writeCompose(`name: e2erm
+services:
+  web:
+    image: bb:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+  job:
+    image: bb:latest
+    profiles: [manual]
+    command: ["sh", "-c", "sleep 1; echo done"]
+    volumes:
+      - /scratch
+`)
+	e.mustBerth("up", "-d")
+	out := e.mustBerth("run", "-d", "--rm", "job")
+	name := strings.TrimSpace(out)
+	if !strings.HasPrefix(name, "e2erm-job-run-") {
+		t.Fatalf("run -d printed %q", out)
+	}
+	e.eventually(20*time.Second, func() string {
+		if ps := e.mustBerth("ps", "-a"); strings.Contains(ps, name) {
+			return "the container is still there:\n" + ps
+		}
+		// web's remain.
+		mounts, sandboxes, endpoints := e.leftovers()
+		if len(mounts) != 2 || len(sandboxes) != 1 || len(endpoints) != 1 {
+			return fmt.Sprintf("left: mounts %v sandboxes %v endpoints %v", mounts, sandboxes, endpoints)
+		}
+		return ""
+	})
+	// The anonymous volume went with it.
+	if ents, _ := os.ReadDir(filepath.Join(e.root, "volumes")); len(ents) != 0 {
+		var names []string
+		for _, d := range ents {
+			names = append(names, d.Name())
+		}
+		t.Errorf("volumes left: %v", names)
 	}
 }
