@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -24,6 +25,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 	defer l.Unlock()
 	return m.recoverLocked()
 }
+
+// sandboxGrace is how old an unmounted sandbox file must be before Recover treats it as left
+// behind rather than as one that CreateSandbox is about to mount.
+const sandboxGrace = time.Minute
 
 func (m *Manager) recoverLocked() error {
 	recs, err := m.listRecords()
@@ -103,12 +108,18 @@ func (m *Manager) recoverLocked() error {
 		}
 	}
 	errs = append(errs, dropTableIfEmpty())
-	// Sandbox files whose mount is gone.
+	// Sandbox files whose mount is gone. CreateSandbox makes the file first and mounts the
+	// namespace on it a moment later without the global lock (sandboxes are made in parallel),
+	// so a young unmounted file may be one being created right now: leave it to a later sweep.
 	ents, _ := os.ReadDir(filepath.Join(m.cfg.RunRoot, "netns"))
 	for _, e := range ents {
-		if !m.sandboxMounted(e.Name()) {
-			os.Remove(filepath.Join(m.cfg.RunRoot, "netns", e.Name()))
+		if m.sandboxMounted(e.Name()) {
+			continue
 		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) < sandboxGrace {
+			continue
+		}
+		os.Remove(filepath.Join(m.cfg.RunRoot, "netns", e.Name()))
 	}
 	return errors.Join(errs...)
 }

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,32 +29,11 @@ import (
 // reuse the harness of wire_e2e_linux_integration_test.go: newWireEnv, berth, mustBerth, ps,
 // eventually.
 
-var (
-	moreShimOnce sync.Once
-	moreShim     string
-	moreShimErr  error
-	moreShimOut  []byte
-)
-
-// moreBuildShim builds the static berth-shim (runtime/shim) once per test process, as
-// `make build` does, for the tests that need a static reaper (init: true).
+// moreBuildShim returns the static berth-shim that wireBuildBinary builds beside berth, for
+// the tests that name it explicitly (init: true needs a static reaper).
 func moreBuildShim(t *testing.T) string {
 	t.Helper()
-	moreShimOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "berth-e2e-bin")
-		if moreShimErr = os.MkdirAll(dir, 0o755); moreShimErr != nil {
-			return
-		}
-		moreShim = filepath.Join(dir, "berth-shim-static")
-		cmd := exec.Command("go", "build", "-tags", "seccomp,osusergo,netgo", "-ldflags", "-s -w -extldflags=-static",
-			"-o", moreShim, "../../runtime/shim")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		moreShimOut, moreShimErr = cmd.CombinedOutput()
-	})
-	if moreShimErr != nil {
-		t.Fatalf("build berth-shim: %v\n%s", moreShimErr, moreShimOut)
-	}
-	return moreShim
+	return filepath.Join(filepath.Dir(wireBuildBinary(t)), "berth-shim")
 }
 
 // moreExitCode is the exit status of a finished berth run (0 for success, -1 when it did not
@@ -789,6 +767,13 @@ func TestE2EMoreCpAndVerbs(t *testing.T) {
 	cancel()
 	if !strings.Contains(out, "tick") {
 		t.Errorf("attach ticker showed no output:\n%s", out)
+	}
+	// cp works on a stopped container too.
+	e.mustBerth("stop", "web")
+	stopped := filepath.Join(local, "stopped.txt")
+	e.mustBerth("cp", "web:/srv/marker.txt", stopped)
+	if b, err := os.ReadFile(stopped); err != nil || strings.TrimSpace(string(b)) != "inside-the-container" {
+		t.Errorf("cp out of a stopped container: %q, %v", b, err)
 	}
 	for _, verb := range []string{"watch", "publish", "bridge", "export"} {
 		out, err := e.berth(verb, "web")

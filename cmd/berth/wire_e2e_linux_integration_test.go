@@ -53,8 +53,17 @@ func wireBuildBinary(t *testing.T) string {
 			wireBinErr = err
 			return
 		}
+		// As `make build` does: berth, and the static berth-shim beside it, where the runtime
+		// looks for it (monitors, container init, exec and the init: true reaper).
 		wireBin = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-tags", "seccomp,osusergo,netgo", "-o", wireBin, ".")
+		const tags = "seccomp,osusergo,netgo,runc_nocriu"
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", wireBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if wireBinOut, wireBinErr = cmd.CombinedOutput(); wireBinErr != nil {
+			return
+		}
+		cmd = exec.Command("go", "build", "-tags", tags, "-ldflags", "-s -w -extldflags=-static",
+			"-o", filepath.Join(dir, "berth-shim"), "../../runtime/shim")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		wireBinOut, wireBinErr = cmd.CombinedOutput()
 	})
