@@ -331,7 +331,8 @@ func TestSweepLeftovers(t *testing.T) {
 	leave(oldOrphan, time.Hour)
 	young := NewID() // no journal, young: maybe a `container run` in progress
 	leave(young, time.Second)
-	f.sbs.endpoints["gone"] = []string{"proj_default"} // endpoint whose sandbox is gone
+	f.sbs.endpoints["gone"] = []string{"proj_default"}          // endpoint whose sandbox is gone
+	f.layers.layers["build-0123456789ab"] = now.Add(-time.Hour) // a long RUN step of a build
 
 	if _, err := e.Up(ctx, p, UpOptions{}, nil); err != nil {
 		t.Fatal(err)
@@ -350,6 +351,9 @@ func TestSweepLeftovers(t *testing.T) {
 		if _, ok := f.layers.layers[id]; ok {
 			t.Errorf("layer of %s kept", short(id))
 		}
+	}
+	if _, ok := f.layers.layers["build-0123456789ab"]; !ok {
+		t.Errorf("a build step's layer was swept")
 	}
 	if _, ok := f.sbs.endpoints["gone"]; ok {
 		t.Errorf("endpoint without a sandbox kept")
@@ -449,8 +453,14 @@ func TestUpBuildRecreatesOnlyIfImageChanged(t *testing.T) {
 	if len(first) != 3 {
 		t.Fatalf("containers: %v", first)
 	}
-	if _, err := e.Up(ctx, p, build, nil); err != nil {
+	prog := &RecordingProgress{}
+	if _, err := e.Up(ctx, p, build, prog); err != nil {
 		t.Fatal(err)
+	}
+	for _, ev := range prog.Snapshot() {
+		if ev.Kind == (planner.RecreateContainer{}).Kind() && (ev.Text == "Recreating" || ev.Text == "Recreated") {
+			t.Errorf("progress says %q for %s although the image did not change", ev.Text, ev.Name)
+		}
 	}
 	if b.n != 2 {
 		t.Errorf("builds = %d, want 2", b.n)

@@ -210,6 +210,10 @@ func actionTexts(a planner.Action) (string, string) {
 	case planner.RemoveContainer, planner.RemoveNetwork, planner.RemoveVolume, planner.RemoveImage:
 		return "Removing", "Removed"
 	case planner.RecreateContainer:
+		if a.(planner.RecreateContainer).OnlyIfImageChanged {
+			// Most often the build or pull gives the same image: say so, not "Recreating".
+			return "Checking image", "Recreated"
+		}
 		return "Recreating", "Recreated"
 	}
 	return "Working", "Done"

@@ -106,7 +106,8 @@ func (e *Engine) Sweep(ctx context.Context, project string) error {
 	now := c.Now()
 	// gone decides whether a resource of container id is a leftover to remove now.
 	gone := func(l Leftover) bool {
-		if known[l.ID] {
+		if known[l.ID] || !containerID(l.ID) {
+			// Other users of the store (build steps' "build-..." layers) are not ours.
 			return false
 		}
 		if p, ok := journal[l.ID]; ok {
@@ -166,6 +167,19 @@ func (e *Engine) Sweep(ctx context.Context, project string) error {
 		e.log.Info("swept leftovers of failed or interrupted creates", "project", project, "count", swept)
 	}
 	return nil
+}
+
+// containerID reports whether id looks like a container ID (64 lowercase hex digits).
+func containerID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func shortID(id string) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -822,6 +823,10 @@ func composeRunCmd(a *app) *cobra.Command {
 				if _, err := s.e.Up(ctx, s.p, engine.UpOptions{Options: planner.Options{Services: deps}}, prog); err != nil {
 					return composeFail(err)
 				}
+			} else if _, err := s.e.Up(ctx, composeResourcesOnly(s.p, svc), engine.UpOptions{}, prog); err != nil {
+				// Without dependencies to bring up, the project's networks and volumes are
+				// still needed, as `docker compose run` makes them.
+				return composeFail(err)
 			}
 			opt := engine.CreateOptions{OneOff: true, NoRestart: true, User: user, WorkingDir: workdir, Number: 1}
 			opt.Name = name
@@ -1557,4 +1562,24 @@ func composeEmitEvent(w io.Writer, asJSON bool, c engine.ContainerInfo, action s
 		return
 	}
 	fmt.Fprintf(w, "%s container %s %s (name=%s)\n", now.Format(time.RFC3339Nano), action, c.ID, c.Name)
+}
+
+// composeResourcesOnly is p reduced to what a one-off container of svc needs before it is
+// created: its networks, volumes and image. The only enabled service is a stand-in for svc with
+// no replicas and no dependencies; the real services are disabled, which the planner treats
+// as known (not orphans) and leaves alone.
+func composeResourcesOnly(p *spec.Project, svc spec.Service) *spec.Project {
+	stand := svc
+	stand.Name = svc.Name + "-run-resources"
+	stand.Image = svc.ImageName(p.Name)
+	stand.Scale = 0
+	stand.DependsOn, stand.Links, stand.VolumesFrom = nil, nil, nil
+	stand.ContainerName = ""
+	if strings.HasPrefix(stand.NetworkMode, "service:") || strings.HasPrefix(stand.NetworkMode, "container:") {
+		stand.NetworkMode = ""
+	}
+	q := *p
+	q.Services = []spec.Service{stand}
+	q.DisabledServices = append(slices.Clone(p.Services), p.DisabledServices...)
+	return &q
 }

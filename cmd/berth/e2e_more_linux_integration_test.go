@@ -379,9 +379,6 @@ func TestE2EMoreRunRmExitCode(t *testing.T) {
 func TestE2EMoreRunFreshProject(t *testing.T) {
 	e := newWireEnv(t, "runrm")
 	out, err := e.berth("run", "--rm", "-T", "job", "sh", "-c", "exit 3")
-	if strings.Contains(out, "not found") && strings.Contains(out, "network") {
-		t.Skip("known bug: `berth run` on a project whose networks do not exist yet fails with 'attach to network <p>_default: not found' (compose.go run does not ensure networks when the service has no depends_on)")
-	}
 	if code := moreExitCode(err); code != 3 {
 		t.Errorf("run on a fresh project: exit %d (%v), want 3\n%s", code, err, out)
 	}
