@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -977,4 +978,236 @@ func TestAttachRepairs(t *testing.T) {
 	if ips, _ := lookup(t, p, n.Gateway, "r"); len(ips) != 1 || ips[0] != e.IP {
 		t.Fatalf("DNS through the repaired endpoint: %v", ips)
 	}
+}
+
+// BenchmarkEnsureNetwork measures creating a network (record, bridge, nft rules, DNS server)
+// and, separately, removing it again; each iteration uses a fresh name.
+func BenchmarkEnsureNetwork(b *testing.B) {
+	m := newTestManager(b)
+	ctx := context.Background()
+	var create, remove []time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("bn%d", i)
+		start := time.Now()
+		if _, err := m.EnsureNetwork(ctx, NetworkConfig{Name: name}); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := m.RemoveNetwork(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		create = append(create, mid.Sub(start))
+		remove = append(remove, time.Since(mid))
+	}
+	reportPercentiles(b, "create", create)
+	reportPercentiles(b, "remove", remove)
+}
+
+// BenchmarkLatency measures 1-byte TCP request/response round trips from the host to a
+// container, directly to its address and through a port published on 127.0.0.1. Both
+// connections are used in every iteration (in alternating order) so that load from other
+// jobs hits them alike.
+func BenchmarkLatency(b *testing.B) {
+	m := newTestManager(b)
+	ctx := context.Background()
+	n, err := m.EnsureNetwork(ctx, NetworkConfig{Name: "benchlat"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := mustSandbox(b, m, "pong")
+	e := mustAttach(b, m, "pong", n.Name, EndpointConfig{})
+	echoServers(b, p, 5002, 5003)
+	out, err := m.Publish(ctx, "pong", []PortMapping{{ContainerPort: 5002}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := pingConn(b, net.JoinHostPort(e.IP, "5002"))
+	published := pingConn(b, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(out[0].HostPort))))
+	var dt, pt []time.Duration
+	buf := make([]byte, 1)
+	ping := func(c net.Conn) (time.Duration, error) {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	for i := 0; b.Loop(); i++ {
+		first, second := direct, published
+		if i%2 == 1 {
+			first, second = published, direct
+		}
+		t1, err := ping(first)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2, err := ping(second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i%2 == 1 {
+			t1, t2 = t2, t1
+		}
+		dt = append(dt, t1)
+		pt = append(pt, t2)
+	}
+	reportPercentiles(b, "direct", dt)
+	reportPercentiles(b, "published", pt)
+	if d := percentile(dt, 50); d > 0 {
+		b.ReportMetric(float64(percentile(pt, 50))/float64(d), "published/direct-p50")
+	}
+}
+
+// pingConn dials addr from the host, reads the echo server's greeting and returns the
+// connection (closed when the benchmark ends).
+func pingConn(b *testing.B, addr string) net.Conn {
+	b.Helper()
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n'); err != nil {
+		b.Fatalf("greeting from %s: %v", addr, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c
+}
+
+// BenchmarkEndpoints200 attaches 200 sandboxes to one network (attach times are reported as
+// metrics; sandbox creation is not counted), then times DNS queries from one of them: a
+// distinct container name per query, and the service name all 200 share (one answer with
+// 200 addresses, over UDP with a 4096-byte EDNS0 buffer). It reports the DNS server's
+// VmRSS with no endpoints (after one query) and with 200 (after the timed queries). newTestManager's cleanup removes the
+// sandboxes and the network even when the benchmark fails.
+func BenchmarkEndpoints200(b *testing.B) {
+	const count = 200
+	m := newTestManager(b)
+	ctx := context.Background()
+	n, err := m.EnsureNetwork(ctx, NetworkConfig{Name: "bench200"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One query first so that the server has started up; a single-label unknown name is
+	// answered NXDOMAIN by the server itself (never forwarded).
+	if _, rcode := lookup(b, "", n.Gateway, "warmup"); rcode != dns.RcodeNameError {
+		b.Fatalf("warm-up query: rcode %d", rcode)
+	}
+	rssBefore := dnsRSS(b, m, n.Name)
+	var attach []time.Duration
+	var client string
+	for i := 0; i < count; i++ {
+		id := fmt.Sprintf("e%03d", i)
+		p := mustSandbox(b, m, id)
+		if client == "" {
+			client = p
+		}
+		start := time.Now()
+		if _, err := m.Attach(ctx, id, n.Name, EndpointConfig{Aliases: []string{"svc"}, ContainerName: id}); err != nil {
+			b.Fatalf("attach %d: %v", i, err)
+		}
+		attach = append(attach, time.Since(start))
+	}
+	var total time.Duration
+	for _, d := range attach {
+		total += d
+	}
+	var names, svc []time.Duration
+	err = inNS(b, client, func() error {
+		conn, err := net.Dial("udp4", net.JoinHostPort(n.Gateway, "53"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		c := &dns.Conn{Conn: conn, UDPSize: 4096}
+		query := func(name string, want int) (time.Duration, error) {
+			q := new(dns.Msg)
+			q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+			q.SetEdns0(4096, false)
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			start := time.Now()
+			if err := c.WriteMsg(q); err != nil {
+				return 0, err
+			}
+			r, err := c.ReadMsg()
+			if err != nil {
+				return 0, fmt.Errorf("query %s: %w", name, err)
+			}
+			d := time.Since(start)
+			if r.Truncated || len(r.Answer) != want {
+				return 0, fmt.Errorf("query %s: %d answers (truncated %v), want %d", name, len(r.Answer), r.Truncated, want)
+			}
+			return d, nil
+		}
+		for i := 0; b.Loop(); i++ {
+			d, err := query(fmt.Sprintf("e%03d", i%count), 1)
+			if err != nil {
+				return err
+			}
+			names = append(names, d)
+			if d, err = query("svc", count); err != nil {
+				return err
+			}
+			svc = append(svc, d)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(total.Milliseconds()), "attach-total-ms")
+	reportPercentiles(b, "attach", attach)
+	reportPercentiles(b, "attach-first50", attach[:50])
+	reportPercentiles(b, "attach-last50", attach[count-50:])
+	reportPercentiles(b, "dns-name", names)
+	reportPercentiles(b, "dns-svc200", svc)
+	b.ReportMetric(float64(rssBefore), "dns-rss-empty-kB")
+	b.ReportMetric(float64(dnsRSS(b, m, n.Name)), "dns-rss-200-kB")
+}
+
+// dnsRSS returns the VmRSS (kB) of the network's DNS server.
+func dnsRSS(b *testing.B, m *Manager, network string) int {
+	b.Helper()
+	pid := m.dnsPID(network)
+	if pid == 0 {
+		b.Fatalf("no DNS server for %s", network)
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb
+		}
+	}
+	b.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// percentile returns the q-th percentile (0-100) of times, which it does not modify.
+func percentile(times []time.Duration, q int) time.Duration {
+	if len(times) == 0 {
+		return 0
+	}
+	s := slices.Clone(times)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*q/100)]
+}
+
+// reportPercentiles reports p50 and p99 of times in µs as "<prefix>-p50-µs" and "-p99-µs".
+func reportPercentiles(b *testing.B, prefix string, times []time.Duration) {
+	if len(times) == 0 {
+		return
+	}
+	b.ReportMetric(float64(percentile(times, 50).Nanoseconds())/1e3, prefix+"-p50-µs")
+	b.ReportMetric(float64(percentile(times, 99).Nanoseconds())/1e3, prefix+"-p99-µs")
 }

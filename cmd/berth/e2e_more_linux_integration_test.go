@@ -587,12 +587,8 @@ func TestE2EMoreKilledUpConverges(t *testing.T) {
 	if rows := e.ps("-a"); len(rows) != 0 {
 		t.Errorf("containers left after down: %+v", rows)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.root, "containers")); len(ents) > 1 {
-		var names []string
-		for _, en := range ents {
-			names = append(names, en.Name())
-		}
-		t.Errorf("container state left after down: %v", names)
+	if left := wireContainerDirs(e.root); len(left) > 0 {
+		t.Errorf("container state left after down: %v", left)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.runRoot, "netns")); len(ents) > 0 {
 		var names []string
