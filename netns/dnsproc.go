@@ -122,6 +122,12 @@ func (m *Manager) ensureDNS(ctx context.Context, n *Network) error {
 	}
 	// Reap it if it dies while this process lives; after this process exits init does.
 	go cmd.Wait()
+	// Start returns while the kernel may still be setting up the new program: until then
+	// /proc/PID/cmdline is empty and stopDNS and dnsPID, which know servers by it, would miss
+	// this one (a quick RemoveNetwork left it holding gateway:53). Wait until it shows.
+	for i := 0; i < 500 && !m.isDNSProcess(cmd.Process.Pid, records); i++ {
+		time.Sleep(time.Millisecond)
+	}
 	if err := os.WriteFile(m.dnsPidPath(n.Name), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		killWait(cmd.Process.Pid)
 		return fmt.Errorf("DNS server pid file: %w", err)

@@ -981,7 +981,9 @@ func TestAttachRepairs(t *testing.T) {
 }
 
 // BenchmarkEnsureNetwork measures creating a network (record, bridge, nft rules, DNS server)
-// and, separately, removing it again; each iteration uses a fresh name.
+// and, separately, removing it again; each iteration uses a fresh name. It fails when a
+// removal leaves the network's DNS server running (it would hold gateway:53 and make the next
+// network on that subnet fail).
 func BenchmarkEnsureNetwork(b *testing.B) {
 	m := newTestManager(b)
 	ctx := context.Background()
@@ -990,14 +992,18 @@ func BenchmarkEnsureNetwork(b *testing.B) {
 		name := fmt.Sprintf("bn%d", i)
 		start := time.Now()
 		if _, err := m.EnsureNetwork(ctx, NetworkConfig{Name: name}); err != nil {
-			b.Fatal(err)
+			b.Fatalf("%v (DNS server processes: %v)", err, dnsProcesses())
 		}
+		create = append(create, time.Since(start))
+		pid := m.dnsPID(name) // not timed: a read of the pid file and /proc
 		mid := time.Now()
 		if err := m.RemoveNetwork(ctx, name); err != nil {
 			b.Fatal(err)
 		}
-		create = append(create, mid.Sub(start))
 		remove = append(remove, time.Since(mid))
+		if m.isDNSProcess(pid, m.ipamPath(name)) {
+			b.Fatalf("RemoveNetwork(%s) left its DNS server (pid %d) running: %v", name, pid, dnsProcesses())
+		}
 	}
 	reportPercentiles(b, "create", create)
 	reportPercentiles(b, "remove", remove)
@@ -1167,6 +1173,25 @@ func BenchmarkEndpoints200(b *testing.B) {
 	reportPercentiles(b, "dns-svc200", svc)
 	b.ReportMetric(float64(rssBefore), "dns-rss-empty-kB")
 	b.ReportMetric(float64(dnsRSS(b, m, n.Name)), "dns-rss-200-kB")
+}
+
+// dnsProcesses lists the DNS server processes on the machine (any root) with their state,
+// for failure messages.
+func dnsProcesses() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(cmd), "\x00__dns\x00") {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		out = append(out, fmt.Sprintf("pid %s stat %q cmd %q", e.Name(), string(stat[:min(len(stat), 60)]), strings.ReplaceAll(string(cmd), "\x00", " ")))
+	}
+	return out
 }
 
 // dnsRSS returns the VmRSS (kB) of the network's DNS server.
