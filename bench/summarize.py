@@ -11,7 +11,7 @@ ROWS = [
     ("container run /bin/true", "berth-run", "crun-run", "crun 1.8"),
     ("container run /bin/true", "berth-run", "runc-run", "runc"),
     ("compose up -d, 10 services", "berth-up10", "podman-compose-up10", "podman-compose"),
-    ("compose no-op up, 10 services", "berth-noop10", None, None),
+    ("compose no-op up, 10 services", "berth-noop10", "podman-compose-noop10", "podman-compose"),
     ("compose down -t 0, 10 services", "berth-down10", "podman-compose-down10", "podman-compose"),
 ]
 
