@@ -272,10 +272,7 @@ func (e *Engine) Up(ctx context.Context, p *spec.Project, opt UpOptions, prog Pr
 }
 
 func (e *Engine) up(ctx context.Context, p *spec.Project, opt UpOptions, prog Progress) (*planner.Plan, error) {
-	unlock, err := e.Lock(ctx, p.Name, func(holder string) {
-		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning,
-			Text: "waiting for the project lock held by " + holder})
-	})
+	unlock, err := e.lockProject(ctx, p.Name, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +326,14 @@ func (e *Engine) PlanDown(ctx context.Context, p *spec.Project, opt DownOptions)
 	return planDown(opt.want(p), have, opt.DownOptions)
 }
 
+// lockProject takes the project lock, telling the user through prog whom it waits for.
+func (e *Engine) lockProject(ctx context.Context, project string, prog Progress) (unlock func(), err error) {
+	return e.Lock(ctx, project, func(holder string) {
+		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + project, Name: project, Status: StatusWarning,
+			Text: "waiting for the project lock held by " + holder})
+	})
+}
+
 // Down stops and removes the project's containers and networks (and volumes, images).
 func (e *Engine) Down(ctx context.Context, p *spec.Project, opt DownOptions, prog Progress) (*planner.Plan, error) {
 	if prog == nil {
@@ -341,10 +346,7 @@ func (e *Engine) Down(ctx context.Context, p *spec.Project, opt DownOptions, pro
 }
 
 func (e *Engine) down(ctx context.Context, p *spec.Project, opt DownOptions, prog Progress) (*planner.Plan, error) {
-	unlock, err := e.Lock(ctx, p.Name, func(holder string) {
-		prog.Event(Event{Time: e.cfg.Now(), Resource: "project:" + p.Name, Name: p.Name, Status: StatusWarning,
-			Text: "waiting for the project lock held by " + holder})
-	})
+	unlock, err := e.lockProject(ctx, p.Name, prog)
 	if err != nil {
 		return nil, err
 	}
