@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/berth-dev/berth/planner"
 	"github.com/berth-dev/berth/spec"
@@ -30,5 +31,38 @@ func (a *app) loadProject(ctx context.Context) (*spec.Project, error) {
 	if _, err := planner.NewGraph(p); err != nil {
 		return nil, err
 	}
+	for _, w := range projectUnsupported(p) {
+		fmt.Fprintln(a.stderr, "WARN", w)
+	}
 	return p, nil
+}
+
+// projectUnsupported names the keys of p that load fine but that berth does not act on yet, so
+// that a user is told instead of finding out from a container that behaves differently.
+func projectUnsupported(p *spec.Project) []string {
+	var out []string
+	add := func(svc, key, value string) {
+		out = append(out, fmt.Sprintf("services.%s.%s: %q is not supported by berth yet and is ignored", svc, key, value))
+	}
+	for _, s := range p.Services {
+		for _, v := range s.VolumesFrom {
+			add(s.Name, "volumes_from", v)
+		}
+		if s.IPC != "" && s.IPC != "private" && s.IPC != "shareable" {
+			add(s.Name, "ipc", s.IPC)
+		}
+		if s.PID != "" {
+			add(s.Name, "pid", s.PID)
+		}
+		if s.UsernsMode != "" {
+			add(s.Name, "userns_mode", s.UsernsMode)
+		}
+		if s.MacAddress != "" {
+			add(s.Name, "mac_address", s.MacAddress)
+		}
+		if s.Logging != nil && s.Logging.Driver != "" && s.Logging.Driver != "json-file" && s.Logging.Driver != "local" {
+			add(s.Name, "logging.driver", s.Logging.Driver)
+		}
+	}
+	return out
 }
