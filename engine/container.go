@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,6 +135,10 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	c := &x.e.cfg
 	if c.Images == nil || c.Layers == nil || c.Runtime == nil {
 		return "", fmt.Errorf("create container: %w", ErrUnsupported)
+	}
+	// Secrets and configs fail (external, missing file) before anything is made.
+	if _, err := fileMounts(x.p, svc, "", os.LookupEnv); err != nil {
+		return "", err
 	}
 	ref := svc.ImageName(x.p.Name)
 	img, err := c.Images.Resolve(ctx, ref)
@@ -275,7 +280,11 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 	if err != nil {
 		return "", err
 	}
-	cfg.Mounts = mounts
+	files, err := fileMounts(x.p, svc, rootfs, os.LookupEnv)
+	if err != nil {
+		return "", err
+	}
+	cfg.Mounts = append(mounts, files...)
 
 	// Labels.
 	labels := map[string]string{}
