@@ -229,15 +229,8 @@ func imageLsCmd(a *app) *cobra.Command {
 					}
 					return nil
 				}
-				if format == "json" {
-					for _, r := range rows {
-						b, _ := json.Marshal(r)
-						fmt.Fprintf(a.stdout, "%s\n", b)
-					}
-					return nil
-				}
 				if format != "" && format != "table" {
-					return imageTemplateRows(a, format, rows)
+					return imageFormatRows(a, format, rows)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
 				if digests {
@@ -278,7 +271,18 @@ func imageMatchRef(patterns []string, repo, tagged string) bool {
 	return false
 }
 
-func imageTemplateRows[T any](a *app, format string, rows []T) error {
+// imageFormatRows prints rows as JSON lines (format "json") or through a Go template.
+func imageFormatRows[T any](a *app, format string, rows []T) error {
+	if format == "json" {
+		for _, r := range rows {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s\n", b)
+		}
+		return nil
+	}
 	tmpl, err := template.New("format").Funcs(template.FuncMap{"json": func(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
@@ -323,28 +327,19 @@ type imageInspectDescr struct {
 }
 
 type imageInspectConfig struct {
-	Env          []string            `json:"Env"`
-	Cmd          []string            `json:"Cmd"`
-	Entrypoint   []string            `json:"Entrypoint"`
-	WorkingDir   string              `json:"WorkingDir"`
-	User         string              `json:"User"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
-	Volumes      map[string]struct{} `json:"Volumes"`
-	Labels       map[string]string   `json:"Labels"`
-	StopSignal   string              `json:"StopSignal,omitempty"`
-	Healthcheck  *imageInspectHealth `json:"Healthcheck,omitempty"`
-	Shell        []string            `json:"Shell,omitempty"`
-	OnBuild      []string            `json:"OnBuild"`
-	ArgsEscaped  bool                `json:"ArgsEscaped,omitempty"`
-}
-
-type imageInspectHealth struct {
-	Test          []string      `json:"Test,omitempty"`
-	Interval      time.Duration `json:"Interval,omitempty"`
-	Timeout       time.Duration `json:"Timeout,omitempty"`
-	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
-	StartInterval time.Duration `json:"StartInterval,omitempty"`
-	Retries       int           `json:"Retries,omitempty"`
+	Env          []string             `json:"Env"`
+	Cmd          []string             `json:"Cmd"`
+	Entrypoint   []string             `json:"Entrypoint"`
+	WorkingDir   string               `json:"WorkingDir"`
+	User         string               `json:"User"`
+	ExposedPorts map[string]struct{}  `json:"ExposedPorts,omitempty"`
+	Volumes      map[string]struct{}  `json:"Volumes"`
+	Labels       map[string]string    `json:"Labels"`
+	StopSignal   string               `json:"StopSignal,omitempty"`
+	Healthcheck  *storage.Healthcheck `json:"Healthcheck,omitempty"` // same JSON shape as Docker's
+	Shell        []string             `json:"Shell,omitempty"`
+	OnBuild      []string             `json:"OnBuild"`
+	ArgsEscaped  bool                 `json:"ArgsEscaped,omitempty"`
 }
 
 type imageInspectRootFS struct {
@@ -398,7 +393,8 @@ func imageInspectOf(img storage.Image) imageInspectJSON {
 		out.Config.Volumes[v] = struct{}{}
 	}
 	if h := c.Healthcheck; h != nil {
-		out.Config.Healthcheck = &imageInspectHealth{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+		hc := *h
+		out.Config.Healthcheck = &hc
 	}
 	for _, h := range img.History {
 		if h.Comment != "" && out.Comment == "" {
@@ -428,7 +424,7 @@ func imageInspectCmd(a *app) *cobra.Command {
 					out = append(out, imageInspectOf(img))
 				}
 				if format != "" && format != "json" {
-					if err := imageTemplateRows(a, format, out); err != nil {
+					if err := imageFormatRows(a, format, out); err != nil {
 						return err
 					}
 				} else {
@@ -610,15 +606,8 @@ func imageHistoryCmd(a *app) *cobra.Command {
 					}
 					return nil
 				}
-				if format == "json" {
-					for _, r := range rows {
-						b, _ := json.Marshal(r)
-						fmt.Fprintf(a.stdout, "%s\n", b)
-					}
-					return nil
-				}
 				if format != "" && format != "table" {
-					return imageTemplateRows(a, format, rows)
+					return imageFormatRows(a, format, rows)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
 				fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
