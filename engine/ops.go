@@ -364,14 +364,26 @@ func (e *Engine) RunAttached(ctx context.Context, p *spec.Project, services []st
 	g.Go(func() error {
 		select {
 		case <-logsDone:
-			return nil
 		case <-ctx.Done():
+		case <-abort:
+		}
+		// Several may be ready at once (the logs end because the containers were stopped by
+		// the same Ctrl-C): an interrupt or an abort always wins over the logs ending.
+		aborted := false
+		select {
+		case <-abort:
+			aborted = true
+		default:
+		}
+		switch {
+		case ctx.Err() != nil:
 			// The interrupt that ended ctx may also be queued on Kill: only a later one kills.
 			select {
 			case <-opt.Kill:
 			case <-time.After(100 * time.Millisecond):
 			}
-		case <-abort:
+		case !aborted:
+			return nil
 		}
 		stopped = true
 		if opt.Progress == nil {
