@@ -119,6 +119,18 @@ type Lister interface {
 	List(ctx context.Context) ([]ContainerInfo, error)
 }
 
+// StateWatcher is an optional capability of Runtime: changes receives a value whenever the
+// recorded state of one of ids may have changed, so waits need not poll. stop ends the watch.
+type StateWatcher interface {
+	WatchState(ctx context.Context, ids []string) (changes <-chan struct{}, stop func(), err error)
+}
+
+// IDLister is an optional capability of a Lister: the IDs of every container, cheaper than
+// List because no config or state is read. Sweep uses it.
+type IDLister interface {
+	IDs(ctx context.Context) ([]string, error)
+}
+
 // Signaler sends signals and freezes containers.
 type Signaler interface {
 	Kill(ctx context.Context, id string, signal string) error

@@ -71,8 +71,11 @@ type Config struct {
 	Who string
 	// LogTail is how many log lines a failure report carries (default 10).
 	LogTail int
-	// PollInterval is how often waits poll container state (default 100ms).
-	PollInterval time.Duration
+	// PollInterval is how often waits poll container state (default 100ms). When the
+	// Runtime is a StateWatcher, waits wake on its notifications instead and re-check only
+	// every RecheckInterval (default 1s), to notice monitors that died without a word.
+	PollInterval    time.Duration
+	RecheckInterval time.Duration
 	// Now returns the time (default time.Now).
 	Now func() time.Time
 }
@@ -93,6 +96,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.RecheckInterval == 0 {
+		cfg.RecheckInterval = time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -526,7 +527,8 @@ func (x *exec) recreate(ctx context.Context, a planner.RecreateContainer) error 
 	return nil
 }
 
-// wait polls the service's containers until they meet the condition.
+// wait re-checks the service's containers until they meet the condition: on each change of
+// their recorded state when the runtime can notify (a StateWatcher), else every PollInterval.
 func (x *exec) wait(ctx context.Context, a planner.WaitContainer) (string, error) {
 	c := &x.e.cfg
 	if x.waitTimeout > 0 {
@@ -550,10 +552,13 @@ func (x *exec) wait(ctx context.Context, a planner.WaitContainer) (string, error
 		}
 		return "", err
 	}
+	w := newStateWaiter(c)
+	defer w.close()
 	for {
 		x.mu.Lock()
 		ids := append([]string(nil), x.byService[a.Service]...)
 		x.mu.Unlock()
+		w.watch(ctx, ids)
 		ok := len(ids) > 0
 		for _, id := range ids {
 			info, err := c.Runtime.Inspect(ctx, id)
@@ -577,15 +582,75 @@ func (x *exec) wait(ctx context.Context, a planner.WaitContainer) (string, error
 			}
 			return "Running", nil
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if err := w.pause(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
 				return fail(fmt.Errorf("service %s did not become %s: %w", a.Service, conditionWord(cond), ErrTimeout))
 			}
-			return "", ctx.Err()
-		case <-time.After(c.PollInterval):
+			return "", err
 		}
 	}
+}
+
+// stateWaiter paces a wait loop: it wakes on the runtime's state notifications when the runtime
+// offers them (re-checking every RecheckInterval regardless), else every PollInterval.
+type stateWaiter struct {
+	cfg     *Config
+	sw      StateWatcher
+	ids     []string
+	changes <-chan struct{}
+	stop    func()
+}
+
+func newStateWaiter(c *Config) *stateWaiter {
+	w := &stateWaiter{cfg: c}
+	w.sw, _ = c.Runtime.(StateWatcher)
+	return w
+}
+
+// watch (re)starts the watch when the set of containers changed.
+func (w *stateWaiter) watch(ctx context.Context, ids []string) {
+	if w.sw == nil || slices.Equal(ids, w.ids) && w.changes != nil {
+		return
+	}
+	w.close()
+	w.ids = ids
+	if len(ids) == 0 {
+		return
+	}
+	changes, stop, err := w.sw.WatchState(ctx, ids)
+	if err != nil {
+		// A container removed meanwhile, or no inotify: poll this round.
+		return
+	}
+	w.changes, w.stop = changes, stop
+}
+
+// pause returns when it is time to look again, or with ctx's error.
+func (w *stateWaiter) pause(ctx context.Context) error {
+	d := w.cfg.PollInterval
+	var changes <-chan struct{}
+	if w.changes != nil {
+		d, changes = w.cfg.RecheckInterval, w.changes
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case _, ok := <-changes:
+		if !ok {
+			w.changes = nil // the watch ended: poll from now on
+		}
+	case <-t.C:
+	}
+	return nil
+}
+
+func (w *stateWaiter) close() {
+	if w.stop != nil {
+		w.stop()
+	}
+	w.changes, w.stop, w.ids = nil, nil, nil
 }
 
 func conditionWord(cond string) string {

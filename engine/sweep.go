@@ -91,13 +91,9 @@ func (e *Engine) Sweep(ctx context.Context, project string) error {
 	if c.Lister == nil {
 		return nil
 	}
-	all, err := c.Lister.List(ctx)
+	known, err := e.knownIDs(ctx)
 	if err != nil {
 		return fmt.Errorf("sweep: list containers: %w", err)
-	}
-	known := map[string]bool{}
-	for _, ci := range all {
-		known[ci.ID] = true
 	}
 	journal, err := e.journalled("")
 	if err != nil {
@@ -167,6 +163,23 @@ func (e *Engine) Sweep(ctx context.Context, project string) error {
 		e.log.Info("swept leftovers of failed or interrupted creates", "project", project, "count", swept)
 	}
 	return nil
+}
+
+// knownIDs returns the set of container IDs the runtime knows.
+func (e *Engine) knownIDs(ctx context.Context) (map[string]bool, error) {
+	known := map[string]bool{}
+	if il, ok := e.cfg.Lister.(IDLister); ok {
+		ids, err := il.IDs(ctx)
+		for _, id := range ids {
+			known[id] = true
+		}
+		return known, err
+	}
+	all, err := e.cfg.Lister.List(ctx)
+	for _, ci := range all {
+		known[ci.ID] = true
+	}
+	return known, err
 }
 
 // containerID reports whether id looks like a container ID (64 lowercase hex digits).

@@ -249,6 +249,25 @@ func (r *Runtime) configs() ([]ContainerConfig, error) {
 	return out, nil
 }
 
+// IDs returns the IDs of every container the runtime knows (those with a config), without
+// reading their configs or states: the cheap listing for callers that need only identities.
+func (r *Runtime) IDs(ctx context.Context) ([]string, error) {
+	ents, err := os.ReadDir(r.root)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() || !validID(e.Name()) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(r.dir(e.Name()), "config.json")); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
 func (r *Runtime) config(id string) (ContainerConfig, error) {
 	var c ContainerConfig
 	if err := readJSON(filepath.Join(r.dir(id), "config.json"), &c); err != nil {
@@ -365,7 +384,9 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (State, error) {
 		return st, nil
 	}
 	if r.monitorAlive(id) {
-		if st.Status == StatusRunning {
+		// Only Pause leaves the marker, so the (costly) freezer check is skipped for the
+		// common case of a running container that nobody paused.
+		if st.Status == StatusRunning && r.pausedMarked(id) {
 			if ct, err := libcontainer.Load(r.libctRoot, id); err == nil {
 				if s, err := ct.Status(); err == nil && s == libcontainer.Paused {
 					st.Status = StatusPaused
@@ -522,10 +543,23 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("pause %s: %w", id, ErrNotRunning)
 	}
+	// The marker goes first: a container frozen without it would be reported running.
+	if err := os.WriteFile(r.pausedPath(id), nil, 0o600); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
 	if err := ct.Pause(); err != nil {
+		_ = os.Remove(r.pausedPath(id))
 		return fmt.Errorf("pause %s: %w", id, err)
 	}
 	return nil
+}
+
+// pausedPath marks a container that Pause froze; Inspect asks the freezer only when it exists.
+func (r *Runtime) pausedPath(id string) string { return filepath.Join(r.runDir(id), "paused") }
+
+func (r *Runtime) pausedMarked(id string) bool {
+	_, err := os.Stat(r.pausedPath(id))
+	return err == nil
 }
 
 // Unpause thaws a paused container.
@@ -535,6 +569,9 @@ func (r *Runtime) Unpause(ctx context.Context, id string) error {
 		return fmt.Errorf("unpause %s: %w", id, ErrNotRunning)
 	}
 	if err := ct.Resume(); err != nil {
+		return fmt.Errorf("unpause %s: %w", id, err)
+	}
+	if err := os.Remove(r.pausedPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("unpause %s: %w", id, err)
 	}
 	return nil

@@ -26,6 +26,9 @@ type Options struct {
 	EnvFiles    []string
 	Profiles    []string
 	Environ     []string // os.Environ() style; nil = os.Environ()
+	// Validated, when set, lets a load skip schema validation of inputs that passed it
+	// before (see ValidationCache).
+	Validated ValidationCache
 }
 
 // defaultFileNames are the compose file names looked for, in order of preference, in the
@@ -91,6 +94,13 @@ func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types
 		}
 		fns = append(fns, cli.WithName(r.name))
 	}
+	var key string
+	if opt.Validated != nil {
+		if key = validationKey(r); key != "" && opt.Validated.Validated(key) {
+			fns = append(fns, cli.WithLoadOptions(loader.WithSkipValidation))
+			key = ""
+		}
+	}
 	po, err := cli.NewProjectOptions(r.files, fns...)
 	if err != nil {
 		return nil, translate(err, r.files)
@@ -98,6 +108,9 @@ func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types
 	cp, err := po.LoadProject(ctx)
 	if err != nil {
 		return nil, translate(err, r.files)
+	}
+	if key != "" {
+		opt.Validated.MarkValidated(key)
 	}
 	if err := checkConsistency(cp, r.files); err != nil {
 		return nil, err

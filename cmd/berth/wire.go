@@ -225,7 +225,11 @@ type wireRuntime struct {
 	rmCmd []string
 }
 
-var _ engine.AutoRemover = wireRuntime{}
+var (
+	_ engine.AutoRemover  = wireRuntime{}
+	_ engine.StateWatcher = wireRuntime{}
+	_ engine.IDLister     = wireRuntime{}
+)
 
 // SetAutoRemove makes the container's monitor run `berth __remove-container ID` when the
 // container exits, which releases its sandbox, writable layer and anonymous volumes too.
@@ -279,6 +283,12 @@ func (w wireRuntime) List(ctx context.Context) ([]engine.ContainerInfo, error) {
 		out[i] = wireInfo(c)
 	}
 	return out, nil
+}
+
+func (w wireRuntime) IDs(ctx context.Context) ([]string, error) { return w.r.IDs(ctx) }
+
+func (w wireRuntime) WatchState(ctx context.Context, ids []string) (<-chan struct{}, func(), error) {
+	return w.r.WatchState(ctx, ids)
 }
 
 func (w wireRuntime) Kill(ctx context.Context, id, signal string) error {

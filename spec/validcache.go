@@ -1,0 +1,92 @@
+package spec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// ValidationCache remembers inputs that passed compose-go's schema validation, so that loading
+// the same files with the same environment again skips it. Validation is the largest part of a
+// load (compiling the Compose JSON schema alone takes 20-40 ms per process), and it is a pure
+// function of the files' bytes and the environment they are interpolated with: the same inputs
+// pass again. Only successes are remembered; a failed or changed input is always validated.
+type ValidationCache interface {
+	Validated(key string) bool
+	MarkValidated(key string)
+}
+
+// validationKeyVersion changes whenever what the key covers or the validation changes (a new
+// compose-go release), so that older entries are never trusted.
+const validationKeyVersion = "berth-compose-validated-1 compose-go v2.16.2"
+
+// validationKey hashes everything validation depends on: the compose files' contents, the
+// project directory and name, and the environment after .env files were merged. It returns ""
+// (do not cache) when a file cannot be read or may pull in other files (`include`, `extends`),
+// whose contents the key would not cover.
+func validationKey(r *resolved) string {
+	h := sha256.New()
+	h.Write([]byte(validationKeyVersion + "\x00" + r.dir + "\x00" + r.name + "\x00"))
+	for _, f := range r.files {
+		if f == "-" {
+			return ""
+		}
+		b, err := os.ReadFile(f)
+		if err != nil || bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends")) {
+			return ""
+		}
+		h.Write([]byte(f + "\x00" + strconv.Itoa(len(b)) + "\x00"))
+		h.Write(b)
+	}
+	keys := make([]string, 0, len(r.env))
+	for k := range r.env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h.Write([]byte(k + "=" + r.env[k] + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DirValidationCache keeps one empty file per validated input in a directory. It is best
+// effort: an unreadable or unwritable directory only means validation runs every time.
+type DirValidationCache struct {
+	Dir string
+	// Max bounds the number of entries; when it is exceeded the directory is emptied
+	// (0: 512).
+	Max int
+}
+
+func (c DirValidationCache) Validated(key string) bool {
+	if c.Dir == "" || key == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(c.Dir, key))
+	return err == nil
+}
+
+func (c DirValidationCache) MarkValidated(key string) {
+	if c.Dir == "" || key == "" {
+		return
+	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return
+	}
+	max := c.Max
+	if max <= 0 {
+		max = 512
+	}
+	if ents, err := os.ReadDir(c.Dir); err == nil && len(ents) >= max {
+		for _, e := range ents {
+			_ = os.Remove(filepath.Join(c.Dir, e.Name()))
+		}
+	}
+	if f, err := os.OpenFile(filepath.Join(c.Dir, key), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+	}
+}
