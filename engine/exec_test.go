@@ -454,3 +454,44 @@ func TestWaitTimeout(t *testing.T) {
 		t.Errorf("optional dependency: %v", err)
 	}
 }
+
+func TestStartStopRmTakeTheProjectLock(t *testing.T) {
+	f := newFakes()
+	cfg := f.config()
+	cfg.RunRoot = t.TempDir()
+	e, _ := New(cfg)
+	holder, _ := New(Config{RunRoot: cfg.RunRoot, Who: "berth up -d"})
+	p := testProject()
+	ctx := context.Background()
+	unlock, err := holder.Lock(ctx, p.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func(context.Context, *RecordingProgress) error{
+		"stop":  func(ctx context.Context, pr *RecordingProgress) error { return e.Stop(ctx, p, nil, nil, pr) },
+		"start": func(ctx context.Context, pr *RecordingProgress) error { return e.Start(ctx, p, nil, pr) },
+		"rm": func(ctx context.Context, pr *RecordingProgress) error {
+			_, err := e.RemoveStopped(ctx, p, nil, false, pr)
+			return err
+		},
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		pr := &RecordingProgress{}
+		err := op(cctx, pr)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s while another berth holds the lock: err %v, want it to wait", name, err)
+		}
+		waited := false
+		for _, ev := range pr.Snapshot() {
+			waited = waited || strings.Contains(ev.Text, "waiting for the project lock held by") && strings.Contains(ev.Text, "(berth up -d)")
+		}
+		if !waited {
+			t.Errorf("%s did not say whom it waits for: %+v", name, pr.Snapshot())
+		}
+	}
+	unlock()
+	if err := e.Stop(ctx, p, nil, nil, nil); err != nil {
+		t.Fatalf("stop once the lock is free: %v", err)
+	}
+}

@@ -92,14 +92,24 @@ func (e *Engine) Stop(ctx context.Context, p *spec.Project, services []string, g
 		prog = NopProgress{}
 	}
 	prog.Start("stop")
-	cs, err := e.selectContainers(ctx, p, services, false)
-	if err == nil {
-		x := e.newExec(p, planner.Observed{}, prog)
-		x.grace = grace
-		err = x.run(ctx, StopPlan(p, cs))
-	}
+	err := e.stop(ctx, p, services, grace, prog)
 	prog.Done(err)
 	return err
+}
+
+func (e *Engine) stop(ctx context.Context, p *spec.Project, services []string, grace *time.Duration, prog Progress) error {
+	unlock, err := e.lockProject(ctx, p.Name, prog)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cs, err := e.selectContainers(ctx, p, services, false)
+	if err != nil {
+		return err
+	}
+	x := e.newExec(p, planner.Observed{}, prog)
+	x.grace = grace
+	return x.run(ctx, StopPlan(p, cs))
 }
 
 // Start starts the services' stopped containers in dependency order.
@@ -114,6 +124,11 @@ func (e *Engine) Start(ctx context.Context, p *spec.Project, services []string, 
 }
 
 func (e *Engine) start(ctx context.Context, p *spec.Project, services []string, prog Progress) error {
+	unlock, err := e.lockProject(ctx, p.Name, prog)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cs, err := e.selectContainers(ctx, p, services, false)
 	if err != nil {
 		return err
@@ -147,6 +162,11 @@ func (e *Engine) RemoveStopped(ctx context.Context, p *spec.Project, services []
 	if prog == nil {
 		prog = NopProgress{}
 	}
+	unlock, err := e.lockProject(ctx, p.Name, prog)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	cs, err := e.selectContainers(ctx, p, services, true)
 	if err != nil {
 		return nil, err
