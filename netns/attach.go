@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -17,11 +18,14 @@ import (
 // EndpointConfig is how a container joins a network.
 type EndpointConfig struct {
 	IPv4Address string // static address (Compose ipv4_address); "" = next free
-	// Aliases are extra DNS names: the service name, networks.<n>.aliases, link aliases.
+	// Aliases are extra DNS names: the service name, networks.<n>.aliases.
 	Aliases       []string
 	Hostname      string
 	ContainerName string
 	MacAddress    string
+	// Links are names only this container resolves (Compose `links: [db:database]`): each
+	// alias answers with the addresses of its target name on the network.
+	Links map[string]string
 }
 
 // Endpoint is a container's attachment to a network.
@@ -63,6 +67,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 	}
 	hostVeth, peerVeth := m.vethName(containerID, network)
 	names := endpointNames(ep)
+	links := endpointLinks(ep.Links)
 	h, ns, err := m.sandboxHandle(containerID)
 	if err != nil {
 		return Endpoint{}, err
@@ -82,8 +87,8 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 	err = m.withIPAM(network, func(st *ipamState) (bool, error) {
 		if e, ok := st.Endpoints[containerID]; ok {
 			rec = *e
-			if !equalStrings(e.Names, names) {
-				e.Names = names
+			if !equalStrings(e.Names, names) || !maps.Equal(e.Links, links) {
+				e.Names, e.Links = names, links
 				return true, nil
 			}
 			return false, nil
@@ -93,7 +98,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, network string, ep En
 		if err != nil {
 			return false, err
 		}
-		rec = endpointRecord{Container: containerID, IP: ip.String(), Interface: nextIface, HostVeth: hostVeth, MAC: ep.MacAddress, Names: names}
+		rec = endpointRecord{Container: containerID, IP: ip.String(), Interface: nextIface, HostVeth: hostVeth, MAC: ep.MacAddress, Names: names, Links: links}
 		st.Endpoints[containerID] = &rec
 		fresh = true
 		return true, nil
@@ -148,6 +153,23 @@ func endpointNames(ep EndpointConfig) []string {
 		}
 		seen[n] = true
 		out = append(out, n)
+	}
+	return out
+}
+
+// endpointLinks normalises link aliases like names; nil when there are none.
+func endpointLinks(links map[string]string) map[string]string {
+	var out map[string]string
+	for alias, target := range links {
+		alias = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(alias)), ".")
+		target = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(target)), ".")
+		if alias == "" || target == "" || alias == target {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[alias] = target
 	}
 	return out
 }

@@ -97,6 +97,7 @@ type dnsServer struct {
 	mu        sync.Mutex
 	recKey    fileKey
 	names     map[string][]net.IP
+	links     map[string]map[string]string // client IP -> alias -> target name
 	ptr       map[string]string
 	resKey    fileKey
 	upstreams []string
@@ -134,12 +135,13 @@ loop:
 // refresh re-reads the records and resolv.conf when they changed. Callers hold s.mu.
 func (s *dnsServer) refresh() {
 	if k, err := statKey(s.records); err != nil {
-		s.names, s.ptr, s.recKey = nil, nil, fileKey{}
+		s.names, s.links, s.ptr, s.recKey = nil, nil, nil, fileKey{}
 	} else if k != s.recKey {
 		var st ipamState
 		if err := readJSON(s.records, &st); err == nil {
 			s.recKey = k
 			s.names = map[string][]net.IP{}
+			s.links = map[string]map[string]string{}
 			s.ptr = map[string]string{}
 			for name, ips := range st.names() {
 				for _, ip := range ips {
@@ -149,6 +151,9 @@ func (s *dnsServer) refresh() {
 				}
 			}
 			for _, e := range st.Endpoints {
+				if len(e.Links) > 0 {
+					s.links[e.IP] = e.Links
+				}
 				if len(e.Names) > 0 {
 					if rev, err := dns.ReverseAddr(e.IP); err == nil {
 						s.ptr[rev] = pickPTRName(e.Names)
@@ -182,6 +187,17 @@ func pickPTRName(names []string) string {
 	return best
 }
 
+// clientIP is the address a query came from, as recorded in endpoint records.
+func clientIP(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.IP.String()
+	case *net.TCPAddr:
+		return a.IP.String()
+	}
+	return ""
+}
+
 // ServeDNS answers one query.
 func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
@@ -194,7 +210,11 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	name := strings.TrimSuffix(strings.ToLower(q.Name), ".")
 	s.mu.Lock()
 	s.refresh()
-	ips, known := s.names[name]
+	lookup := name
+	if target, ok := s.links[clientIP(w.RemoteAddr())][name]; ok {
+		lookup = target // a link alias of the asking container
+	}
+	ips, known := s.names[lookup]
 	ptr, knownPTR := s.ptr[strings.ToLower(q.Name)]
 	upstreams := s.upstreams
 	s.mu.Unlock()

@@ -143,3 +143,57 @@ func TestDNSServer(t *testing.T) {
 		t.Fatalf("forwarded: %v", r)
 	}
 }
+
+// TestDNSLinkAliasesAreScoped: a link alias resolves only for the container that declared the
+// link (identified by the query's source address), like Docker's links on user networks.
+func TestDNSLinkAliasesAreScoped(t *testing.T) {
+	m := newUnitManager(t)
+	if err := m.createIPAM("n", "10.210.9.0/24", "10.210.9.1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.withIPAM("n", func(st *ipamState) (bool, error) {
+		st.Endpoints["db"] = &endpointRecord{Container: "db", IP: "10.210.9.2", Names: []string{"db", "p-db-1"}}
+		// The linking container; the test's queries come from 127.0.0.1.
+		st.Endpoints["app"] = &endpointRecord{Container: "app", IP: "127.0.0.1", Names: []string{"app"},
+			Links: endpointLinks(map[string]string{"Database": "db"})}
+		st.Endpoints["other"] = &endpointRecord{Container: "other", IP: "127.0.0.2", Names: []string{"other"}}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{records: m.ipamPath("n"), resolv: "/nonexistent", timeout: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ctx, pc, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	query := func(from, name string) *dns.Msg {
+		t.Helper()
+		c := &dns.Client{Net: "udp", Timeout: 2 * time.Second,
+			Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
+		q := new(dns.Msg)
+		q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		r, _, err := c.Exchange(q, pc.LocalAddr().String())
+		if err != nil {
+			t.Fatalf("query %s from %s: %v", name, from, err)
+		}
+		return r
+	}
+	if r := query("127.0.0.1", "database"); len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.210.9.2" {
+		t.Fatalf("link alias from the linking container: %v", r)
+	}
+	if r := query("127.0.0.2", "database"); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("link alias from another container: rcode %d, want NXDOMAIN", r.Rcode)
+	}
+	if r := query("127.0.0.2", "db"); len(r.Answer) != 1 {
+		t.Fatalf("service name from another container: %v", r)
+	}
+}

@@ -40,6 +40,8 @@ type endpointRecord struct {
 	HostVeth  string   `json:"host_veth"`
 	MAC       string   `json:"mac,omitempty"`
 	Names     []string `json:"names,omitempty"`
+	// Links are names only this endpoint resolves: alias -> target name.
+	Links map[string]string `json:"links,omitempty"`
 }
 
 func (m *Manager) ipamDir() string { return filepath.Join(m.cfg.RunRoot, "ipam") }

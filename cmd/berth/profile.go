@@ -12,7 +12,11 @@ import (
 // (`go tool pprof`, `go tool trace`). The returned function stops both.
 func startProfiling() func() {
 	var stops []func()
-	if path := os.Getenv("BERTH_CPUPROFILE"); path != "" {
+	cpu, tr := os.Getenv("BERTH_CPUPROFILE"), os.Getenv("BERTH_TRACEFILE")
+	// Processes this one starts (DNS servers, monitors) must not overwrite the files.
+	os.Unsetenv("BERTH_CPUPROFILE")
+	os.Unsetenv("BERTH_TRACEFILE")
+	if path := cpu; path != "" {
 		if f, err := os.Create(path); err != nil {
 			fmt.Fprintln(os.Stderr, "berth: BERTH_CPUPROFILE:", err)
 		} else if err := pprof.StartCPUProfile(f); err != nil {
@@ -22,7 +26,7 @@ func startProfiling() func() {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
 	}
-	if path := os.Getenv("BERTH_TRACEFILE"); path != "" {
+	if path := tr; path != "" {
 		if f, err := os.Create(path); err != nil {
 			fmt.Fprintln(os.Stderr, "berth: BERTH_TRACEFILE:", err)
 		} else if err := trace.Start(f); err != nil {
