@@ -103,81 +103,6 @@ func composeFail(err error) error {
 	return &exitError{code: 1, err: err}
 }
 
-// --- progress renderers ---
-
-type composeProgress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	mode string // tty, plain, json, quiet
-}
-
-func composeNewProgress(a *app) engine.Progress {
-	mode := a.opts.Progress
-	if mode == "auto" || mode == "" {
-		mode = "plain"
-		if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			mode = "tty"
-		}
-	}
-	if mode == "quiet" {
-		return engine.NopProgress{}
-	}
-	return &composeProgress{w: a.stderr, mode: mode}
-}
-
-func (p *composeProgress) Start(op string) {}
-func (p *composeProgress) Done(err error)  {}
-
-func (p *composeProgress) Event(ev engine.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch p.mode {
-	case "json":
-		m := map[string]any{"time": ev.Time.Format(time.RFC3339Nano), "resource": ev.Resource, "kind": ev.Kind,
-			"name": ev.Name, "status": ev.Status, "text": ev.Text}
-		if ev.Err != nil {
-			m["error"] = ev.Err.Error()
-		}
-		b, _ := json.Marshal(m)
-		fmt.Fprintf(p.w, "%s\n", b)
-	case "tty":
-		// One line per finished step keeps the terminal readable without cursor games.
-		if ev.Status == engine.StatusWorking {
-			return
-		}
-		fmt.Fprintf(p.w, " %s %s %-30s %s\n", composeMark(ev.Status), composeNoun(ev), ev.Name, ev.Text)
-	default:
-		fmt.Fprintf(p.w, "%s %s %s\n", composeNoun(ev), ev.Name, ev.Text)
-	}
-}
-
-func composeMark(status string) string {
-	switch status {
-	case engine.StatusError:
-		return "✘"
-	case engine.StatusWarning:
-		return "!"
-	}
-	return "✔"
-}
-
-func composeNoun(ev engine.Event) string {
-	r := ev.Resource
-	switch {
-	case strings.HasPrefix(r, "network:"):
-		return "Network"
-	case strings.HasPrefix(r, "volume:"):
-		return "Volume"
-	case strings.HasPrefix(r, "image:"):
-		return "Image"
-	case strings.HasPrefix(r, "project:"):
-		return "Project"
-	case strings.HasPrefix(r, "service:") && strings.Count(r, ":") == 1:
-		return "Service"
-	}
-	return "Container"
-}
-
 // --- up ---
 
 type composeUpFlags struct {
@@ -1525,16 +1450,41 @@ func composeEventsCmd(a *app) *cobra.Command {
 					}
 				}
 				first = false
-				select {
-				case <-ctx.Done():
+				if !composeAwaitChange(ctx, s.parts, last) {
 					return nil
-				case <-time.After(500 * time.Millisecond):
 				}
 			}
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "Output events as a stream of json objects")
 	return cmd
+}
+
+// composeAwaitChange returns when a container of ids changed state or any container was
+// created or removed (or after 2s, to notice monitors that died silently), and false when ctx
+// ended. Without a runtime it polls every 500ms.
+func composeAwaitChange(ctx context.Context, parts *wireParts, ids map[string]string) bool {
+	wait := 500 * time.Millisecond
+	var changes <-chan struct{}
+	if parts != nil && parts.rt != nil {
+		list := make([]string, 0, len(ids))
+		for id := range ids {
+			list = append(list, id)
+		}
+		if ch, stop, err := parts.rt.WatchContainers(ctx, list); err == nil {
+			defer stop()
+			changes, wait = ch, 2*time.Second
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-changes:
+	case <-t.C:
+	}
+	return true
 }
 
 func composeEventAction(old string, c engine.ContainerInfo) string {
