@@ -228,7 +228,7 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 				aliases := x.aliases(svc, name, sn)
 				ep, err := c.Sandboxes.Attach(ctx, id, EndpointConfig{
 					Network: n.Name, IPv4Address: sn.IPv4Address, Aliases: aliases,
-					Hostname: hostname, ContainerName: name,
+					Hostname: hostname, ContainerName: name, Links: linkAliases(svc),
 				})
 				if err != nil {
 					return "", fmt.Errorf("attach to network %s: %w", n.Name, err)
@@ -242,6 +242,12 @@ func (x *exec) createContainerOpts(ctx context.Context, svc spec.Service, number
 		}
 		cfg.Hosts = hostsFile(hostname, svc, endpoints)
 		cfg.ResolvConf = resolvConf(svc, endpoints)
+	}
+
+	// Namespaces and volumes shared with other containers: the runtime joins or copies them
+	// from containers, so a service reference becomes the container that stands for it.
+	if err := x.resolveShared(ctx, &cfg.Service); err != nil {
+		return "", err
 	}
 
 	// Process.
@@ -350,6 +356,94 @@ func (x *exec) peerContainer(ctx context.Context, mode string) (ContainerInfo, e
 	return ContainerInfo{}, fmt.Errorf("network_mode %q: no running container: %w", mode, ErrNotFound)
 }
 
+// resolveShared rewrites the service's volumes_from, pid and ipc references for the runtime:
+// "service:NAME" (and a bare service name in volumes_from) becomes "container:ID" of the
+// service's lowest-numbered container (running, for pid and ipc); "container:NAME" is left
+// to the runtime. A service that another one joins with ipc: service:NAME gets a shareable
+// IPC namespace, so that its /dev/shm is shared too.
+func (x *exec) resolveShared(ctx context.Context, svc *spec.Service) error {
+	if len(svc.VolumesFrom) > 0 {
+		out := make([]string, 0, len(svc.VolumesFrom))
+		for _, v := range svc.VolumesFrom {
+			if ref, ok := strings.CutPrefix(v, "container:"); ok {
+				out = append(out, ref)
+				continue
+			}
+			name, mode, _ := strings.Cut(v, ":")
+			o, err := x.serviceContainer(ctx, "volumes_from", name, false)
+			if err != nil {
+				return err
+			}
+			if mode != "" {
+				out = append(out, o.ID+":"+mode)
+			} else {
+				out = append(out, o.ID)
+			}
+		}
+		svc.VolumesFrom = out
+	}
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{{"pid", &svc.PID}, {"ipc", &svc.IPC}} {
+		name, ok := strings.CutPrefix(*f.v, "service:")
+		if !ok {
+			continue
+		}
+		o, err := x.serviceContainer(ctx, f.key, name, true)
+		if err != nil {
+			return err
+		}
+		*f.v = "container:" + o.ID
+	}
+	if svc.IPC == "" || svc.IPC == "private" {
+		for _, other := range x.p.Services {
+			if other.Name != svc.Name && other.IPC == "service:"+svc.Name {
+				svc.IPC = "shareable"
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// serviceContainer returns the lowest-numbered container (not one-off) of this project's
+// service name, only among running ones when running is set. key names the referring
+// setting in errors.
+func (x *exec) serviceContainer(ctx context.Context, key, name string, running bool) (ContainerInfo, error) {
+	c := &x.e.cfg
+	if c.Lister == nil {
+		return ContainerInfo{}, fmt.Errorf("%s: service:%s: %w", key, name, ErrUnsupported)
+	}
+	all, err := c.Lister.List(ctx)
+	if err != nil {
+		return ContainerInfo{}, err
+	}
+	var best ContainerInfo
+	bestN := 0
+	for _, o := range all {
+		if o.Labels[planner.LabelProject] != x.p.Name || o.Labels[planner.LabelService] != name ||
+			o.Labels[planner.LabelOneOff] == "True" {
+			continue
+		}
+		if running && o.State != planner.StateRunning {
+			continue
+		}
+		n, _ := strconv.Atoi(o.Labels[planner.LabelNumber])
+		if best.ID == "" || n < bestN {
+			best, bestN = o, n
+		}
+	}
+	if best.ID == "" {
+		what := "no container"
+		if running {
+			what = "no running container"
+		}
+		return ContainerInfo{}, fmt.Errorf("%s: service %s has %s: %w", key, name, what, ErrNotFound)
+	}
+	return best, nil
+}
+
 func mergeHealth(dst, src *spec.Healthcheck) {
 	if src.Interval != 0 {
 		dst.Interval = src.Interval
@@ -394,7 +488,8 @@ func (x *exec) networkOrder(svc spec.Service) []string {
 }
 
 // aliases are the DNS names of a container on one network: the service name, the container
-// name, the network aliases, and the aliases other services give it through links.
+// name and the network aliases. Link aliases are not among them: only the linking container
+// resolves those (linkAliases).
 func (x *exec) aliases(svc spec.Service, name string, sn spec.ServiceNetwork) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -409,13 +504,22 @@ func (x *exec) aliases(svc spec.Service, name string, sn spec.ServiceNetwork) []
 	for _, a := range sn.Aliases {
 		add(a)
 	}
-	for _, other := range x.p.Services {
-		for _, l := range other.Links {
-			target, alias, ok := strings.Cut(l, ":")
-			if target == svc.Name && ok {
-				add(alias)
-			}
+	return out
+}
+
+// linkAliases are the names svc's containers alone resolve through `links: [SERVICE:ALIAS]`
+// (alias -> service); a link without an alias needs none, the service name resolves anyway.
+func linkAliases(svc spec.Service) map[string]string {
+	var out map[string]string
+	for _, l := range svc.Links {
+		target, alias, ok := strings.Cut(l, ":")
+		if !ok || alias == "" || alias == target {
+			continue
 		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[alias] = target
 	}
 	return out
 }

@@ -184,6 +184,8 @@ type EndpointConfig struct {
 	Aliases       []string
 	Hostname      string
 	ContainerName string
+	// Links are names only this container resolves: alias -> service (Compose links).
+	Links map[string]string
 }
 
 // Endpoint is the result of an attachment.

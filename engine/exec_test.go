@@ -103,9 +103,16 @@ func TestExecuteCreatesInDependencyOrder(t *testing.T) {
 	if diff := cmp.Diff([]string{"httpd", "-f"}, web.cfg.Args); diff != "" {
 		t.Errorf("web args (-want +got):\n%s", diff)
 	}
-	wantAliases := []string{"db", "proj-db-1", "database", "sql", "web", "proj-web-1"}
+	// The link alias "sql" is web's alone: it is not a network-wide name of db.
+	wantAliases := []string{"db", "proj-db-1", "database", "web", "proj-web-1"}
 	if diff := cmp.Diff(wantAliases, f.sb.aliases["proj_default"]); diff != "" {
 		t.Errorf("aliases (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"sql": "db"}, f.sb.links["proj-web-1"]); diff != "" {
+		t.Errorf("web's link aliases (-want +got):\n%s", diff)
+	}
+	if f.sb.links["proj-db-1"] != nil {
+		t.Errorf("db has link aliases: %v", f.sb.links["proj-db-1"])
 	}
 	if indexOf(calls, "publish") < 0 {
 		t.Errorf("ports not published: %v", calls)

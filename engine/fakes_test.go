@@ -285,7 +285,8 @@ type fakeSandboxes struct {
 	w       *world
 	mu      sync.Mutex
 	next    int
-	aliases map[string][]string // network -> aliases attached
+	aliases map[string][]string          // network -> aliases attached
+	links   map[string]map[string]string // container name -> link aliases
 }
 
 func (f *fakeSandboxes) Create(_ context.Context, id string) (string, error) {
@@ -301,6 +302,10 @@ func (f *fakeSandboxes) Attach(_ context.Context, id string, ep EndpointConfig) 
 		f.aliases = map[string][]string{}
 	}
 	f.aliases[ep.Network] = append(f.aliases[ep.Network], ep.Aliases...)
+	if f.links == nil {
+		f.links = map[string]map[string]string{}
+	}
+	f.links[ep.ContainerName] = ep.Links
 	f.w.log("attach %s %s %v", ep.ContainerName, ep.Network, ep.Aliases)
 	return Endpoint{Network: ep.Network, IP: fmt.Sprintf("10.210.0.%d", f.next+1), Gateway: "10.210.0.1", DNS: "10.210.0.1"}, nil
 }

@@ -645,6 +645,7 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 	if c.Rootfs != "" && strings.HasPrefix(c.Rootfs, dir+string(os.PathSeparator)) {
 		_ = unix.Unmount(c.Rootfs, unix.MNT_DETACH)
 	}
+	r.releaseShm(id)
 	if err := os.RemoveAll(r.runDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

@@ -247,6 +247,15 @@ func toRlim(v int64) uint64 {
 // libctConfig converts a ContainerConfig to libcontainer's configuration through an OCI spec,
 // and returns the init process' resolved user and environment too.
 func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string)) (*configs.Config, error) {
+	if _, err := usernsEnabled(c.UsernsMode); err != nil {
+		return nil, err
+	}
+	if err := r.resolveNamespaceModes(c); err != nil {
+		return nil, err
+	}
+	if err := r.resolveVolumesFrom(c); err != nil {
+		return nil, err
+	}
 	caps, err := capabilities(c)
 	if err != nil {
 		return nil, err
@@ -312,6 +321,9 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 		s.Hostname = ""
 		// Keep the host's UTS namespace with the host network, as Docker does.
 		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UTSNamespace })
+	}
+	if err := r.applyNamespaces(c, s, warn); err != nil {
+		return nil, err
 	}
 
 	// Files the runtime provides.
@@ -441,12 +453,23 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 		res.Pids = &specs.LinuxPids{Limit: &v}
 	}
 
+	rl, err := clampUlimits(c.Ulimits, warn)
+	if err != nil {
+		return nil, err
+	}
+	// Last, as it mounts the container's own root filesystem when it has a user namespace.
+	if err := r.applyUserns(c, s, dir); err != nil {
+		return nil, err
+	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:   c.ID,
 		Spec:         s,
 		NoNewKeyring: false,
 	})
 	if err != nil {
+		if c.IDMappedRootfs != nil {
+			_ = unix.Unmount(c.Rootfs, unix.MNT_DETACH)
+		}
 		return nil, fmt.Errorf("convert container config: %w: %w", err, ErrInvalid)
 	}
 	if !so.seccompUnconfined && !c.Privileged && !libseccomp.Enabled && warn != nil {
@@ -454,10 +477,6 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 	}
 	if sc != nil {
 		cfg.Seccomp = sc
-	}
-	rl, err := clampUlimits(c.Ulimits, warn)
-	if err != nil {
-		return nil, err
 	}
 	cfg.Rlimits = rl
 	return cfg, nil

@@ -104,6 +104,23 @@ type Healthcheck struct {
 	Retries       int           `json:"retries,omitempty"`       // default 3
 }
 
+// IDMap is a container's user namespace: container user and group IDs 0 to Size-1 are host
+// IDs HostUID... and HostGID...
+type IDMap struct {
+	HostUID uint32 `json:"hostUID"`
+	HostGID uint32 `json:"hostGID"`
+	Size    uint32 `json:"size"`
+}
+
+// IDMappedRootfs records the overlay a user-namespaced container's root filesystem was
+// remounted from (with ID-mapped layers), so that it can be mounted again.
+type IDMappedRootfs struct {
+	Source string   `json:"source"` // the rootfs the container was created with
+	Lower  []string `json:"lower"`  // top first
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+}
+
 // ContainerConfig is everything needed to create a container. It is stored as the container's
 // config.json.
 type ContainerConfig struct {
@@ -127,7 +144,27 @@ type ContainerConfig struct {
 
 	// NetNSPath: "" makes a new network namespace with only loopback (network none); "host"
 	// shares the host's; any other value is the path of a namespace to join.
-	NetNSPath  string  `json:"netnsPath,omitempty"`
+	NetNSPath string `json:"netnsPath,omitempty"`
+	// PIDMode and IPCMode choose the PID and IPC namespaces: "" (or "private") makes the
+	// container its own; "host" shares the host's; "container:REF" joins the namespace of
+	// another running container (REF: name, ID or unique ID prefix; Create stores the full
+	// ID). IPCMode also takes "shareable" (private, with a /dev/shm other containers can
+	// join) and "none" (private, without /dev/shm). See namespaces.go.
+	PIDMode string `json:"pidMode,omitempty"`
+	IPCMode string `json:"ipcMode,omitempty"`
+	// UsernsMode is "" or "host" (no user namespace) or "auto": a user namespace that maps
+	// container IDs 0-65535 to a range of unprivileged host IDs picked for this container
+	// (see userns.go). Create records the range in IDMap.
+	UsernsMode string `json:"usernsMode,omitempty"`
+	IDMap      *IDMap `json:"idMap,omitempty"`
+	// IDMappedRootfs is set by Create for a user namespace: Rootfs is then the container's
+	// own mount of the image's layers and writable layer, ID-mapped, under its directory.
+	IDMappedRootfs *IDMappedRootfs `json:"idMappedRootfs,omitempty"`
+	// VolumesFrom lists containers whose volume and bind mounts this container gets too, at
+	// the same targets: "REF", "REF:ro" or "REF:rw" (default: the source mount's mode). Create
+	// resolves them into Mounts once, as Docker does, and stores full IDs.
+	VolumesFrom []string `json:"volumesFrom,omitempty"`
+
 	Mounts     []Mount `json:"mounts,omitempty"`
 	Hosts      string  `json:"hosts,omitempty"`      // /etc/hosts content, "" keeps the image's
 	ResolvConf string  `json:"resolvConf,omitempty"` // /etc/resolv.conf content, "" keeps the image's

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -226,4 +228,89 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	return os.Chmod(dst, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+}
+
+// parseVolumesFrom splits a VolumesFrom entry "REF[:ro|:rw]".
+func parseVolumesFrom(v string) (ref, mode string, err error) {
+	ref = v
+	if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		ref, mode = v[:i], v[i+1:]
+		if mode != "ro" && mode != "rw" {
+			return "", "", fmt.Errorf("volumes_from %q: the mode after the colon must be ro or rw: %w", v, ErrInvalid)
+		}
+	}
+	if ref == "" {
+		return "", "", fmt.Errorf("volumes_from %q: no container: %w", v, ErrInvalid)
+	}
+	return ref, mode, nil
+}
+
+// resolveVolumesFrom adds to c.Mounts every volume and bind mount of the containers named in
+// c.VolumesFrom, at the same targets, read-only with ":ro", read-write with ":rw", else in the
+// source's mode. The container's own mounts (and tmpfs) win over a source's at the same
+// target, and an earlier source over a later one. Entries are rewritten with full IDs.
+func (r *Runtime) resolveVolumesFrom(c *ContainerConfig) error {
+	if len(c.VolumesFrom) == 0 {
+		return nil
+	}
+	targets := map[string]bool{}
+	for _, m := range c.Mounts {
+		targets[m.Target] = true
+	}
+	for t := range c.Tmpfs {
+		targets[t] = true
+	}
+	resolved := make([]string, 0, len(c.VolumesFrom))
+	for _, v := range c.VolumesFrom {
+		ref, mode, err := parseVolumesFrom(v)
+		if err != nil {
+			return err
+		}
+		id, err := r.Resolve(context.Background(), ref)
+		if err != nil {
+			return fmt.Errorf("volumes_from %s: %w", ref, err)
+		}
+		if id == c.ID {
+			return fmt.Errorf("volumes_from %s: a container cannot take volumes from itself: %w", ref, ErrInvalid)
+		}
+		src, err := r.config(id)
+		if err != nil {
+			return fmt.Errorf("volumes_from %s: %w", ref, err)
+		}
+		for _, m := range inheritMounts(src.Mounts, mode) {
+			if targets[m.Target] {
+				continue
+			}
+			targets[m.Target] = true
+			c.Mounts = append(c.Mounts, m)
+		}
+		if mode != "" {
+			id += ":" + mode
+		}
+		resolved = append(resolved, id)
+	}
+	c.VolumesFrom = resolved
+	return nil
+}
+
+// inheritMounts returns the volume and bind mounts of ms (not tmpfs) for volumes_from, with
+// mode "ro" or "rw" applied ("" keeps each mount's own).
+func inheritMounts(ms []Mount, mode string) []Mount {
+	var out []Mount
+	for _, m := range ms {
+		if m.Type != "volume" && m.Type != "bind" && m.Type != "" {
+			continue
+		}
+		m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool {
+			return mode != "" && (o == "ro" || o == "rw" || o == "readonly")
+		})
+		switch mode {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+			m.ReadOnly = false
+		}
+		out = append(out, m)
+	}
+	return out
 }

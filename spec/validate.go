@@ -104,6 +104,9 @@ func validateProject(cp *types.Project, files []string) error {
 					`use "tcp" or "udp"`))
 			}
 		}
+		if e := checkSharing(name, s); e != nil {
+			return fail(e)
+		}
 		for i, v := range s.Volumes {
 			switch v.Type {
 			case types.VolumeTypeBind, types.VolumeTypeVolume, types.VolumeTypeTmpfs:
@@ -152,4 +155,56 @@ func lookupAny(docs []yamlDoc, path string) (string, *yamlNode) {
 		}
 	}
 	return "", nil
+}
+
+// checkSharing checks the values of pid, ipc, userns_mode and volumes_from (which services
+// they name is the planner's check).
+func checkSharing(name string, s types.ServiceConfig) *Error {
+	shared := func(v string) bool {
+		ref, ok := strings.CutPrefix(v, types.ServicePrefix)
+		if !ok {
+			ref, ok = strings.CutPrefix(v, types.ContainerPrefix)
+		}
+		return ok && ref != ""
+	}
+	if s.Pid != "" && s.Pid != "host" && !shared(s.Pid) {
+		return invalid(nil, "", servicePath(name, "pid"), fmt.Sprintf("%q is not a PID namespace mode", s.Pid),
+			`use "host", "service:NAME" or "container:NAME"`)
+	}
+	switch s.Ipc {
+	case "", "private", "shareable", "none", "host":
+	default:
+		if !shared(s.Ipc) {
+			return invalid(nil, "", servicePath(name, "ipc"), fmt.Sprintf("%q is not an IPC namespace mode", s.Ipc),
+				`use "private", "shareable", "none", "host", "service:NAME" or "container:NAME"`)
+		}
+	}
+	switch s.UserNSMode {
+	case "", "host", "auto":
+	default:
+		return invalid(nil, "", servicePath(name, "userns_mode"), fmt.Sprintf("%q is not a user namespace mode berth supports", s.UserNSMode),
+			`use "host" (no user namespace, the default) or "auto" (container root is an unprivileged host user from a range berth picks)`)
+	}
+	if s.UserNSMode == "auto" {
+		for _, kv := range []struct{ key, val string }{{"network_mode", s.NetworkMode}, {"pid", s.Pid}, {"ipc", s.Ipc}} {
+			if kv.val == "host" || (kv.key != "network_mode" && shared(kv.val)) {
+				return invalid(nil, "", servicePath(name, "userns_mode"),
+					fmt.Sprintf(`userns_mode "auto" cannot be combined with %s: %q`, kv.key, kv.val),
+					`a user namespace cannot share the host's or another container's namespaces; remove one of the two`)
+			}
+		}
+		if s.Privileged {
+			return invalid(nil, "", servicePath(name, "userns_mode"), `userns_mode "auto" cannot be combined with privileged: true`,
+				`remove privileged, or use userns_mode: host`)
+		}
+	}
+	for i, v := range s.VolumesFrom {
+		rest := strings.TrimPrefix(v, types.ContainerPrefix)
+		ref, mode, _ := strings.Cut(rest, ":")
+		if ref == "" || (mode != "" && mode != "ro" && mode != "rw") {
+			return invalid(nil, "", fmt.Sprintf("services.%s.volumes_from[%d]", name, i), fmt.Sprintf("%q is not a volumes_from entry", v),
+				`write SERVICE, SERVICE:ro, container:NAME or container:NAME:rw`)
+		}
+	}
+	return nil
 }

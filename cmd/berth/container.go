@@ -202,6 +202,8 @@ type containerRunOpts struct {
 	detach, rm, interactive, tty, init, readOnly, privileged, noHealthcheck                     bool
 	name, network, workdir, user, entrypoint, hostname, restart, memory, memorySwap, stopSignal string
 	memReservation, shmSize, logMaxSize, pull                                                   string
+	pid, ipc, userns                                                                            string
+	volumesFrom                                                                                 []string
 	cpus                                                                                        float64
 	cpuShares, pidsLimit                                                                        int64
 	stopTimeout, logMaxFiles                                                                    int
@@ -266,6 +268,10 @@ func containerRunFlags(cmd *cobra.Command, o *containerRunOpts, run bool) {
 	f.IntVar(&o.logMaxFiles, "log-max-files", 0, "Log files to keep (default 3)")
 	f.StringArrayVar(&o.dns, "dns", nil, "DNS server for /etc/resolv.conf")
 	f.StringArrayVar(&o.addHost, "add-host", nil, "Add a host-to-IP mapping (host:ip)")
+	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "Mount the volumes of a container: NAME[:ro|rw]")
+	f.StringVar(&o.pid, "pid", "", "PID namespace: host or container:NAME (default: the container's own)")
+	f.StringVar(&o.ipc, "ipc", "", "IPC namespace: private, shareable, none, host or container:NAME (default private)")
+	f.StringVar(&o.userns, "userns", "", "User namespace: host (none, the default) or auto (root in the container is an unprivileged host user from a range berth picks)")
 }
 
 func containerRunCmd(a *app) *cobra.Command {
@@ -647,6 +653,10 @@ func containerConfig(a *app, p *containerParts, o *containerRunOpts, img storage
 		GroupAdd:    o.groupAdd,
 		Restart:     o.restart,
 		LogMaxFiles: o.logMaxFiles,
+		VolumesFrom: o.volumesFrom,
+		PIDMode:     o.pid,
+		IPCMode:     o.ipc,
+		UsernsMode:  o.userns,
 	}
 	// Command line: entrypoint + cmd, with Docker's override rules.
 	entry := ic.Entrypoint
@@ -1863,6 +1873,7 @@ func containerInspectOf(root string, c crt.Container) containerInspectJSON {
 		"NanoCpus": int64(cfg.Resources.CPUs * 1e9), "CpuShares": cfg.Resources.CPUShares, "CpusetCpus": cfg.Resources.CpusetCpus,
 		"PidsLimit": cfg.Resources.PidsLimit, "ShmSize": cfg.ShmSize, "Init": cfg.Init, "Sysctls": cfg.Sysctls,
 		"Tmpfs": cfg.Tmpfs, "GroupAdd": cfg.GroupAdd, "Ulimits": cfg.Ulimits, "Devices": cfg.Devices,
+		"PidMode": cfg.PIDMode, "IpcMode": cfg.IPCMode, "UsernsMode": cfg.UsernsMode, "VolumesFrom": cfg.VolumesFrom,
 		"LogConfig": map[string]any{"Type": "json-file", "Config": map[string]string{
 			"max-size": strconv.FormatInt(cfg.LogMaxSize, 10), "max-file": strconv.Itoa(cfg.LogMaxFiles)}},
 	}

@@ -299,6 +299,17 @@ func TestE2EMoreNetworkAliases(t *testing.T) {
 			return ""
 		})
 	}
+	// A link alias is the linking container's alone.
+	e.eventually(15*time.Second, func() string {
+		out, err := e.berth("exec", "-T", "linker", "wget", "-q", "-O", "-", "http://linked-srv:8080/index.html")
+		if err != nil || !strings.Contains(out, "reached-by-alias") {
+			return fmt.Sprintf("linker cannot reach srv through its link alias: %v\n%s", err, out)
+		}
+		return ""
+	})
+	if out, err := e.berth("exec", "-T", "client", "nslookup", "linked-srv"); err == nil {
+		t.Errorf("client resolves linker's link alias:\n%s", out)
+	}
 }
 
 // A service on network A cannot reach a service that is only on network B, by name or address.

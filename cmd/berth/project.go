@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/berth-dev/berth/planner"
 	"github.com/berth-dev/berth/spec"
@@ -11,13 +13,19 @@ import (
 // specOptions maps the global flags to the loader's options. Discovery starts in the process's
 // working directory and the process environment is used (Environ nil).
 func (a *app) specOptions() spec.Options {
-	return spec.Options{
+	opt := spec.Options{
 		Files:       a.opts.Files,
 		ProjectName: a.opts.ProjectName,
 		ProjectDir:  a.opts.ProjectDir,
 		EnvFiles:    a.opts.EnvFiles,
 		Profiles:    a.opts.Profiles,
 	}
+	// Remember validated inputs under the state root, but never create the root for it (a
+	// dry run or `config` on a machine without state leaves nothing behind).
+	if fi, err := os.Stat(a.opts.Root); err == nil && fi.IsDir() {
+		opt.Validated = spec.DirValidationCache{Dir: filepath.Join(a.opts.Root, "cache", "compose-validated")}
+	}
+	return opt
 }
 
 // loadProject loads and validates the project selected by the global flags. Every compose
@@ -45,18 +53,6 @@ func projectUnsupported(p *spec.Project) []string {
 		out = append(out, fmt.Sprintf("services.%s.%s: %q is not supported by berth yet and is ignored", svc, key, value))
 	}
 	for _, s := range p.Services {
-		for _, v := range s.VolumesFrom {
-			add(s.Name, "volumes_from", v)
-		}
-		if s.IPC != "" && s.IPC != "private" && s.IPC != "shareable" {
-			add(s.Name, "ipc", s.IPC)
-		}
-		if s.PID != "" {
-			add(s.Name, "pid", s.PID)
-		}
-		if s.UsernsMode != "" {
-			add(s.Name, "userns_mode", s.UsernsMode)
-		}
 		if s.MacAddress != "" {
 			add(s.Name, "mac_address", s.MacAddress)
 		}

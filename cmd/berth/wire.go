@@ -347,6 +347,7 @@ func wireContainerConfig(c engine.ContainerConfig) crt.ContainerConfig {
 		Rootfs: c.Rootfs, Args: c.Args, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User,
 		GroupAdd: s.GroupAdd, Hostname: c.Hostname, Domainname: s.Domainname,
 		Tty: c.Tty, OpenStdin: c.OpenStdin, NetNSPath: c.NetNSPath,
+		PIDMode: s.PID, IPCMode: s.IPC, UsernsMode: s.UsernsMode, VolumesFrom: s.VolumesFrom,
 		Hosts: c.Hosts, ResolvConf: c.ResolvConf,
 		Resources: crt.Resources{
 			Memory: s.Resources.MemLimit, MemorySwap: s.Resources.MemSwapLimit,
@@ -460,7 +461,7 @@ func (w wireSandboxes) Create(ctx context.Context, id string) (string, error) {
 
 func (w wireSandboxes) Attach(ctx context.Context, id string, ep engine.EndpointConfig) (engine.Endpoint, error) {
 	e, err := w.m.Attach(ctx, id, ep.Network, netns.EndpointConfig{IPv4Address: ep.IPv4Address,
-		Aliases: ep.Aliases, Hostname: ep.Hostname, ContainerName: ep.ContainerName})
+		Aliases: ep.Aliases, Hostname: ep.Hostname, ContainerName: ep.ContainerName, Links: ep.Links})
 	if err != nil {
 		return engine.Endpoint{}, err
 	}
