@@ -25,6 +25,10 @@ if [[ -z $bin ]]; then
 	bin=$work/berth
 	(cd "$repo" && CGO_ENABLED=1 go build -tags seccomp,osusergo,netgo -o "$bin" ./cmd/berth)
 fi
+# The per-container monitor, found beside berth (as make build installs it).
+if [[ ! -x $(dirname "$bin")/berth-monitor ]]; then
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$(dirname "$bin")/berth-monitor" ./runtime/monitor/berth-monitor)
+fi
 
 berth() { "$bin" --root "$work/root" --run-root "$run" --progress quiet "$@"; }
 

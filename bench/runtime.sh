@@ -8,7 +8,8 @@
 # The variants run interleaved (one of each per round), so load changes on a shared machine hit
 # them alike; each is reported with its median and p90 and as a ratio to runc's median.
 #
-# Usage: bench/runtime.sh [N]   (env BERTH=path to a built berth; BERTH_SHIM=path to berth-shim;
+# Usage: bench/runtime.sh [N]   (env BERTH=path to a built berth; BERTH_SHIM=path to berth-shim,
+#        BERTH_MONITOR=path to berth-monitor (default: beside berth-shim);
 #        BERTH_BEFORE=path to another berth build, with its berth-shim next to it, to compare
 #        before/after in the same run)
 set -euo pipefail
@@ -29,12 +30,15 @@ trap cleanup EXIT
 
 TAGS=seccomp,osusergo,netgo,runc_nocriu
 if [ -z "${BERTH:-}" ]; then
-	echo "building berth and berth-shim..." >&2
+	echo "building berth, berth-shim and berth-monitor..." >&2
 	CGO_ENABLED=1 go build -tags "$TAGS" -o "$work/bin/berth" ./cmd/berth
 	BERTH="$work/bin/berth"
 fi
 if [ -z "${BERTH_SHIM:-}" ] && [ ! -x "$(dirname "$BERTH")/berth-shim" ]; then
 	CGO_ENABLED=1 go build -tags "$TAGS" -ldflags '-s -w -extldflags=-static' -o "$(dirname "$BERTH")/berth-shim" ./runtime/shim 2>/dev/null
+fi
+if [ -z "${BERTH_MONITOR:-}" ] && [ ! -x "$(dirname "$BERTH")/berth-monitor" ]; then
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$(dirname "$BERTH")/berth-monitor" ./runtime/monitor/berth-monitor
 fi
 
 rootfs="$work/rootfs"

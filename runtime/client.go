@@ -3,7 +3,6 @@ package runtime
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,49 +14,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/runtime/monitor"
 )
 
 var errNoMonitor = errors.New("no monitor")
-
-// Frame types of an attach connection. Every frame is 1 type byte, a 4-byte big-endian length
-// and the payload.
-const (
-	frameStdin      = 0
-	frameStdout     = 1
-	frameStderr     = 2
-	frameExit       = 3 // payload: 4-byte exit code
-	frameResize     = 4 // payload: width, height as 2-byte values
-	frameStdinClose = 5
-)
-
-func writeFrame(w io.Writer, typ byte, p []byte) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
-	if _, err := w.Write(append(hdr[:], p...)); err != nil {
-		return err
-	}
-	return nil
-}
-
-func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > 1<<20 {
-		return 0, nil, fmt.Errorf("attach frame of %d bytes: %w", n, ErrMonitor)
-	}
-	if int(n) > cap(buf) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, nil, err
-	}
-	return hdr[0], buf, nil
-}
 
 // unixPath returns a socket address usable for path even when path exceeds sun_path, by going
 // through an open directory descriptor; close releases it.
@@ -153,7 +114,20 @@ func (r *Runtime) spawnMonitor(ctx context.Context, id string, attach bool) (*os
 	if attach {
 		mode = "attach"
 	}
-	cmd := exec.Command(r.shim, monitorArg, r.root, r.runRoot, id, mode)
+	// The monitor runs the shim's __start, __health and __destroy modes, so it needs the
+	// shim's real path.
+	shim := r.shim
+	if shim == "/proc/self/exe" {
+		if shim, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", c.Name, err)
+		}
+	}
+	var cmd *exec.Cmd
+	if mon := findMonitor(r.shim); mon != "" {
+		cmd = exec.Command(mon, r.root, r.runRoot, id, mode, shim)
+	} else {
+		cmd = exec.Command(r.shim, monitor.Arg, r.root, r.runRoot, id, mode, shim)
+	}
 	cmd.Args[0] = "berth-monitor"
 	cmd.Stderr = logf
 	cmd.Dir = "/" // do not pin the caller's working directory for the container's lifetime
@@ -192,7 +166,7 @@ func readStartStatus(ctx context.Context, pr io.Reader, name, runDir string) err
 		return ctx.Err()
 	}
 	msg := strings.TrimSpace(res.msg)
-	if msg == "ok" || msg == "err "+errAlreadyMonitored {
+	if msg == "ok" || msg == "err "+monitor.ErrAlreadyMonitored {
 		// A concurrent Start won the race; the container runs.
 		return nil
 	}
@@ -265,7 +239,7 @@ func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdi
 	send := func(typ byte, p []byte) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		return writeFrame(conn, typ, p)
+		return monitor.WriteFrame(conn, typ, p)
 	}
 	if stdio.Stdin != nil {
 		go func() {
@@ -273,12 +247,12 @@ func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdi
 			for {
 				n, err := stdio.Stdin.Read(buf)
 				if n > 0 {
-					if send(frameStdin, buf[:n]) != nil {
+					if send(monitor.FrameStdin, buf[:n]) != nil {
 						return
 					}
 				}
 				if err != nil {
-					_ = send(frameStdinClose, nil)
+					_ = send(monitor.FrameStdinClose, nil)
 					return
 				}
 			}
@@ -287,10 +261,7 @@ func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdi
 	if stdio.Resize != nil {
 		go func() {
 			for sz := range stdio.Resize {
-				var p [4]byte
-				binary.BigEndian.PutUint16(p[0:], sz[0])
-				binary.BigEndian.PutUint16(p[2:], sz[1])
-				if send(frameResize, p[:]) != nil {
+				if send(monitor.FrameResize, monitor.ResizePayload(sz[0], sz[1])) != nil {
 					return
 				}
 			}
@@ -307,18 +278,18 @@ func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdi
 	defer cancelStop()
 	buf := make([]byte, 32*1024)
 	for {
-		typ, p, err := readFrame(conn, buf)
+		typ, p, err := monitor.ReadFrame(conn, buf)
 		if err != nil {
 			// The monitor went away: report what the state says.
 			code, werr := r.Wait(context.WithoutCancel(ctx), id)
 			return code, werr
 		}
 		switch typ {
-		case frameStdout:
+		case monitor.FrameStdout:
 			if stdio.Stdout != nil {
 				stdio.Stdout.Write(p)
 			}
-		case frameStderr:
+		case monitor.FrameStderr:
 			w := stdio.Stderr
 			if tty || w == nil {
 				w = stdio.Stdout
@@ -326,9 +297,9 @@ func (r *Runtime) pump(ctx context.Context, id string, conn net.Conn, stdio Stdi
 			if w != nil {
 				w.Write(p)
 			}
-		case frameExit:
-			if len(p) == 4 {
-				return int(int32(binary.BigEndian.Uint32(p))), nil
+		case monitor.FrameExit:
+			if code, ok := monitor.ExitCode(p); ok {
+				return code, nil
 			}
 			return -1, fmt.Errorf("attach: bad exit frame: %w", ErrMonitor)
 		}

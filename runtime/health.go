@@ -3,7 +3,10 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -13,10 +16,6 @@ import (
 )
 
 const maxHealthOutput = 4096
-
-func healthEnabled(h *Healthcheck) bool {
-	return h != nil && len(h.Test) > 0 && h.Test[0] != "NONE"
-}
 
 // healthArgs turns Docker's test form into a command line.
 func healthArgs(test []string) []string {
@@ -36,75 +35,6 @@ func healthArgs(test []string) []string {
 	return test
 }
 
-// healthLoop probes the container until ctx ends, updating State.Health.
-func (m *monitor) healthLoop(ctx context.Context, ct *libcontainer.Container) {
-	hc := m.cfg.Healthcheck
-	if !healthEnabled(hc) {
-		return
-	}
-	args := healthArgs(hc.Test)
-	if len(args) == 0 {
-		return
-	}
-	interval := durOr(hc.Interval, 30*time.Second)
-	timeout := durOr(hc.Timeout, 30*time.Second)
-	startInterval := durOr(hc.StartInterval, 5*time.Second)
-	retries := hc.Retries
-	if retries <= 0 {
-		retries = 3
-	}
-	started := time.Now()
-	for {
-		wait := interval
-		inStart := time.Since(started) < hc.StartPeriod
-		m.mu.Lock()
-		starting := m.st.Health != nil && m.st.Health.Status == HealthStarting
-		m.mu.Unlock()
-		if inStart && starting {
-			wait = startInterval
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		res := m.probe(ctx, ct, args, timeout)
-		if ctx.Err() != nil {
-			return
-		}
-		inStart = time.Since(started) < hc.StartPeriod
-		m.mu.Lock()
-		h := m.st.Health
-		if h == nil {
-			h = &Health{Status: HealthStarting}
-		}
-		h2 := *h
-		h2.Log = append(append([]HealthResult(nil), h.Log...), res)
-		if len(h2.Log) > 5 {
-			h2.Log = h2.Log[len(h2.Log)-5:]
-		}
-		if res.ExitCode == 0 {
-			h2.Status = HealthHealthy
-			h2.FailingStreak = 0
-		} else if !inStart || h2.Status != HealthStarting {
-			h2.FailingStreak++
-			if h2.FailingStreak >= retries {
-				h2.Status = HealthUnhealthy
-			}
-		}
-		m.st.Health = &h2
-		m.writeState()
-		m.mu.Unlock()
-	}
-}
-
-func durOr(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
 // limitedBuffer keeps the first maxHealthOutput bytes written to it.
 type limitedBuffer struct {
 	mu  sync.Mutex
@@ -120,47 +50,117 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// probe runs one healthcheck command in the container.
-func (m *monitor) probe(ctx context.Context, ct *libcontainer.Container, args []string, timeout time.Duration) HealthResult {
-	res := HealthResult{Start: time.Now().UTC(), ExitCode: -1}
-	u, err := resolveUser(m.cfg.Rootfs, m.cfg.User, m.cfg.GroupAdd)
-	if err != nil {
-		res.End, res.Output = time.Now().UTC(), err.Error()
+// runHealth is `__health ROOT RUNROOT ID TIMEOUT_NS`, run by the monitor for each probe of the
+// container's healthcheck: it prints "CODE START END" (Unix nanoseconds) and the probe's output
+// on stdout. CODE is -1 when the probe could not run or timed out.
+func runHealth(args []string) int {
+	res := healthResult{start: time.Now(), code: -1}
+	if len(args) != 4 {
+		res.output = "usage: __health ROOT RUNROOT ID TIMEOUT_NS"
+	} else if timeout, err := strconv.ParseInt(args[3], 10, 64); err != nil || timeout <= 0 {
+		res.output = "bad timeout " + strconv.Quote(args[3])
+	} else if r, err := New(Config{Root: args[0], RunRoot: args[1]}); err != nil {
+		res.output = err.Error()
+	} else {
+		res = r.probe(args[2], time.Duration(timeout))
+	}
+	if res.end.IsZero() {
+		res.end = time.Now()
+	}
+	b := fmt.Appendf(nil, "%d %d %d\n", res.code, res.start.UnixNano(), res.end.UnixNano())
+	b = append(b, res.output...)
+	_, _ = os.Stdout.Write(b)
+	return 0
+}
+
+type healthResult struct {
+	start, end time.Time
+	code       int
+	output     string
+}
+
+// probe runs the container's healthcheck command once.
+func (r *Runtime) probe(id string, timeout time.Duration) healthResult {
+	res := healthResult{start: time.Now(), code: -1}
+	fail := func(err error) healthResult {
+		res.end, res.output = time.Now(), err.Error()
 		return res
 	}
-	cwd := m.cfg.WorkingDir
+	c, err := r.config(id)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 {
+		return fail(errors.New("no healthcheck"))
+	}
+	args := healthArgs(c.Healthcheck.Test)
+	if len(args) == 0 {
+		return fail(errors.New("empty healthcheck command"))
+	}
+	ct, err := libcontainer.Load(r.libctRoot, id)
+	if err != nil {
+		return fail(err)
+	}
+	u, err := resolveUser(c.Rootfs, c.User, c.GroupAdd)
+	if err != nil {
+		return fail(err)
+	}
+	cwd := c.WorkingDir
 	if cwd == "" {
 		cwd = "/"
 	}
-	r, w, err := os.Pipe()
+	env := processEnv(c.Env, u, c.Hostname, false)
+	var seccompProg *os.File
+	if lc := ct.Config(); lc.Seccomp == nil && wantsSeccomp(&c) {
+		// The container was started with the precompiled filter (seccomp_fast.go): the
+		// probe must load it too, or it would run unconfined.
+		fsys, err := r.FS(context.Background(), id)
+		if err != nil {
+			return fail(err)
+		}
+		fargs, f, err := r.fastSeccompArgs(id, args, args[0], cwd, env, fsys)
+		switch {
+		case errors.Is(err, errNoSeccompProgram):
+			return fail(errors.New("the container's seccomp program is missing; restart the container"))
+		case errors.Is(err, errNoFastSeccomp):
+			return fail(fmt.Errorf("exec: %q: executable file not found in $PATH", args[0]))
+		case err != nil:
+			return fail(err)
+		}
+		args, seccompProg = fargs, f
+		defer seccompProg.Close()
+	}
+	pr, pw, err := os.Pipe()
 	if err != nil {
-		res.End, res.Output = time.Now().UTC(), err.Error()
-		return res
+		return fail(err)
 	}
 	p := &libcontainer.Process{
-		Args: args, Env: processEnv(m.cfg.Env, u, m.cfg.Hostname, false), Cwd: cwd,
+		Args: args, Env: env, Cwd: cwd,
 		UID: u.UID, GID: u.GID, AdditionalGroups: u.Groups,
-		Stdout: w, Stderr: w,
+		Stdout: pw, Stderr: pw,
 	}
+	if seccompProg != nil {
+		p.ExtraFiles = []*os.File{seccompProg}
+	}
+	res.start = time.Now()
 	if err := ct.Run(p); err != nil {
-		w.Close()
-		r.Close()
-		res.End, res.Output = time.Now().UTC(), err.Error()
-		return res
+		pw.Close()
+		pr.Close()
+		return fail(err)
 	}
-	w.Close()
+	pw.Close()
 	var out limitedBuffer
 	copied := make(chan struct{})
 	go func() {
 		buf := make([]byte, 4096)
 		for {
-			n, err := r.Read(buf)
+			n, err := pr.Read(buf)
 			out.Write(buf[:n])
 			if err != nil {
 				break
 			}
 		}
-		r.Close()
+		pr.Close()
 		close(copied)
 	}()
 	exited := make(chan *os.ProcessState, 1)
@@ -173,28 +173,25 @@ func (m *monitor) probe(ctx context.Context, ct *libcontainer.Container, args []
 		timedOut = true
 		_ = p.Signal(unix.SIGKILL)
 		ps = <-exited
-	case <-ctx.Done():
-		_ = p.Signal(unix.SIGKILL)
-		ps = <-exited
 	}
 	select {
 	case <-copied:
 	case <-time.After(time.Second):
 	}
-	res.End = time.Now().UTC()
+	res.end = time.Now()
 	out.mu.Lock()
-	res.Output = out.buf.String()
+	res.output = out.buf.String()
 	out.mu.Unlock()
 	if timedOut {
-		res.Output = "Health check exceeded timeout (" + timeout.String() + ")"
+		res.output = "Health check exceeded timeout (" + timeout.String() + ")"
 		return res
 	}
 	if ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
 			if ws.Exited() {
-				res.ExitCode = ws.ExitStatus()
+				res.code = ws.ExitStatus()
 			} else if ws.Signaled() {
-				res.ExitCode = 128 + int(ws.Signal())
+				res.code = 128 + int(ws.Signal())
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,145 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-const (
-	defaultLogMaxSize  = 10 << 20
-	defaultLogMaxFiles = 3
-	maxLogLine         = 16 << 10 // longer lines are split into partial records
-)
-
-// logWriter appends JSON lines to <dir>/log, rotating to log.1, log.2... when full.
-type logWriter struct {
-	mu      sync.Mutex
-	path    string
-	f       *os.File
-	size    int64
-	max     int64 // <= 0: unlimited
-	files   int
-	pending [3][]byte // per stream (1 stdout, 2 stderr)
-	enc     []byte
-}
-
-func openLogWriter(path string, maxSize int64, maxFiles int) (*logWriter, error) {
-	if maxSize == 0 {
-		maxSize = defaultLogMaxSize
-	}
-	if maxFiles <= 0 {
-		maxFiles = defaultLogMaxFiles
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	return &logWriter{path: path, f: f, size: st.Size(), max: maxSize, files: maxFiles}, nil
-}
-
-func streamName(s int) string {
-	if s == frameStderr {
-		return "stderr"
-	}
-	return "stdout"
-}
-
-// write adds output of one stream; complete lines are recorded at once, a trailing partial
-// line waits for its end (or for flush).
-func (w *logWriter) write(stream int, p []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	now := time.Now().UTC()
-	buf := append(w.pending[stream], p...)
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.record(now, stream, buf[:i], false)
-		buf = buf[i+1:]
-	}
-	for len(buf) >= maxLogLine {
-		w.record(now, stream, buf[:maxLogLine], true)
-		buf = buf[maxLogLine:]
-	}
-	w.pending[stream] = append(w.pending[stream][:0], buf...)
-}
-
-// flush records any partial lines.
-func (w *logWriter) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	now := time.Now().UTC()
-	for s := range w.pending {
-		if len(w.pending[s]) > 0 {
-			w.record(now, s, w.pending[s], true)
-			w.pending[s] = w.pending[s][:0]
-		}
-	}
-}
-
-func (w *logWriter) record(t time.Time, stream int, text []byte, partial bool) {
-	b := w.enc[:0]
-	b = append(b, `{"time":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","stream":"`...)
-	b = append(b, streamName(stream)...)
-	b = append(b, `","text":`...)
-	tb, _ := json.Marshal(string(text))
-	b = append(b, tb...)
-	if partial {
-		b = append(b, `,"partial":true`...)
-	}
-	b = append(b, "}\n"...)
-	w.enc = b
-	if w.max > 0 && w.size+int64(len(b)) > w.max && w.size > 0 {
-		w.rotate()
-	}
-	if w.f == nil {
-		return
-	}
-	n, _ := w.f.Write(b)
-	w.size += int64(n)
-}
-
-func (w *logWriter) rotate() {
-	w.f.Close()
-	w.f = nil
-	for i := w.files - 1; i >= 1; i-- {
-		src := w.path
-		if i > 1 {
-			src = w.path + "." + strconv.Itoa(i-1)
-		}
-		_ = os.Rename(src, w.path+"."+strconv.Itoa(i))
-	}
-	if w.files == 1 {
-		_ = os.Remove(w.path)
-	}
-	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return
-	}
-	w.f = f
-	w.size = 0
-}
-
-func (w *logWriter) close() {
-	w.flush()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
-}
+// The monitor (package runtime/monitor) writes a container's output to <dir>/log as JSON
+// lines, rotating to log.1, log.2... (monitor.LogWriter); this file reads them back.
 
 // logFiles lists a container's log files, oldest first.
 func logFiles(dir string) []string {

@@ -11,11 +11,13 @@ import (
 	// re-executed "init"; without it every start fails with "can't get final child's PID from
 	// pipe: EOF".
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+
+	"github.com/berth-dev/berth/runtime/monitor"
 )
 
-// Reexec runs the re-executed modes of the berth binary (container init, monitor, the init
-// reaper) and reports whether it handled one; main returns immediately when it did. It must run
-// before anything else in main.
+// Reexec runs the re-executed modes of the berth binary (container init, the monitor and its
+// __start/__health/__destroy helpers, the init reaper, exec) and reports whether it handled
+// one; main returns immediately when it did. It must run before anything else in main.
 func Reexec() bool {
 	if len(os.Args) < 2 {
 		return false
@@ -26,12 +28,19 @@ func Reexec() bool {
 			return false
 		}
 		libcontainer.Init() // never returns
-	case monitorArg:
-		os.Exit(runMonitor(os.Args[2:]))
+	case monitor.Arg:
+		// Without a berth-monitor binary, the shim runs the same monitor itself.
+		os.Exit(monitor.Main(os.Args[2:]))
+	case monitor.StartArg:
+		os.Exit(runStart(os.Args[2:]))
+	case monitor.HealthArg:
+		os.Exit(runHealth(os.Args[2:]))
+	case monitor.DestroyArg:
+		os.Exit(runDestroy(os.Args[2:]))
 	case initArg:
-		os.Exit(runInit(os.Args[2:]))
+		os.Exit(monitor.Init(os.Args[2:]))
 	case seccompArg:
-		os.Exit(runSeccompExec(os.Args[2:]))
+		os.Exit(monitor.SeccompExec(os.Args[2:]))
 	case seccompExportArg:
 		os.Exit(runSeccompExport())
 	case execArg:

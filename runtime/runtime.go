@@ -49,6 +49,9 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	seccomp map[string]*configs.Seccomp // default profile, converted once per capability set
+
+	helperOnce sync.Once
+	helper     string // static binary bind-mounted into containers at initPath; "" when none
 }
 
 // New opens (creating if needed) the runtime's directories.

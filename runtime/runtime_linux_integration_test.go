@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +35,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if shimDir != "" {
+		os.RemoveAll(shimDir)
+	}
+	os.Exit(code)
 }
 
 func requireRoot(t *testing.T) {
@@ -585,17 +592,11 @@ func TestMonitorSurvivesCLIExit(t *testing.T) {
 	}
 }
 
-// TestInitReaperWithShim builds the static berth-shim and runs containers with Init through
-// it: the shim is then the monitor, libcontainer's init and PID 1 of the container.
+// TestInitReaperWithShim builds the static berth-shim and berth-monitor and runs containers
+// with Init through them: the shim is then libcontainer's init and PID 1 of the container.
 func TestInitReaperWithShim(t *testing.T) {
 	requireRoot(t)
-	shim := filepath.Join(t.TempDir(), "berth-shim")
-	cmd := exec.Command("go", "build", "-tags", "seccomp,osusergo,netgo,runc_nocriu",
-		"-ldflags", "-extldflags=-static", "-o", shim, "./shim")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot build a static shim here: %v\n%s", err, out)
-	}
+	shim := buildShim(t)
 	base := t.TempDir()
 	r, err := New(Config{Root: filepath.Join(base, "containers"), RunRoot: filepath.Join(base, "run"), Shim: shim})
 	if err != nil {
@@ -630,5 +631,106 @@ func TestInitReaperWithShim(t *testing.T) {
 	st, _ := r.Inspect(ctx, id)
 	if st.ExitCode != 143 || time.Since(t0) > 10*time.Second {
 		t.Errorf("stop through init: exit %d after %v", st.ExitCode, time.Since(t0))
+	}
+}
+
+var (
+	shimOnce sync.Once
+	shimDir  string
+	shimOut  []byte
+	shimErr  error
+)
+
+// buildShim builds the static berth-shim and, beside it, berth-monitor, once per test process
+// (TestMain removes the directory).
+func buildShim(t *testing.T) string {
+	t.Helper()
+	shimOnce.Do(func() {
+		shimDir, shimErr = os.MkdirTemp("", "berth-test-shim-")
+		if shimErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-tags", "seccomp,osusergo,netgo,runc_nocriu",
+			"-ldflags", "-extldflags=-static", "-o", filepath.Join(shimDir, "berth-shim"), "./shim")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if shimOut, shimErr = cmd.CombinedOutput(); shimErr != nil {
+			return
+		}
+		cmd = exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
+			"-o", filepath.Join(shimDir, "berth-monitor"), "./monitor/berth-monitor")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		shimOut, shimErr = cmd.CombinedOutput()
+	})
+	if shimErr != nil {
+		t.Skipf("cannot build a static shim here: %v\n%s", shimErr, shimOut)
+	}
+	return filepath.Join(shimDir, "berth-shim")
+}
+
+// procStatus returns a field of /proc/PID/status in kB.
+func procStatus(t *testing.T, pid int, key string) int {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", key, pid)
+	return 0
+}
+
+// TestMonitorMemory checks that berth-monitor is the monitor when it lies beside the shim, that
+// it runs a container through its whole life, and that an idle one stays within 3 MiB of RSS.
+func TestMonitorMemory(t *testing.T) {
+	requireRoot(t)
+	shim := buildShim(t)
+	base := t.TempDir()
+	r, err := New(Config{Root: filepath.Join(base, "containers"), RunRoot: filepath.Join(base, "run"), Shim: shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{r: r, rootfs: busyboxRootfs(t), root: base}
+	// stdout and stderr are separate pipes: their relative order is not kept.
+	if code, out := e.run(t, []string{"sh", "-c", "echo out; echo err >&2; exit 5"}, nil); code != 5 || (out != "out\nerr\n" && out != "err\nout\n") {
+		t.Errorf("run: exit %d, output %q", code, out)
+	}
+	id := e.create(t, func(c *ContainerConfig) { c.Args = []string{"sleep", "1000"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Inspect(ctx, id)
+	if err != nil || st.MonitorPid == 0 || st.Status != StatusRunning {
+		t.Fatalf("inspect: %+v, %v", st, err)
+	}
+	exe, _ := os.Readlink("/proc/" + strconv.Itoa(st.MonitorPid) + "/exe")
+	if filepath.Base(exe) != "berth-monitor" {
+		t.Errorf("the monitor runs %s, not berth-monitor", exe)
+	}
+	time.Sleep(300 * time.Millisecond) // idle
+	// Once __start has exited, the container's init is the monitor's child (the monitor is a
+	// subreaper).
+	if ppid := procStatus(t, st.Pid, "PPid"); ppid != st.MonitorPid {
+		t.Errorf("container init's parent is %d, not the monitor %d", ppid, st.MonitorPid)
+	}
+	rss := procStatus(t, st.MonitorPid, "VmRSS")
+	t.Logf("idle monitor: VmRSS %d kB (anon %d kB, file %d kB)", rss,
+		procStatus(t, st.MonitorPid, "RssAnon"), procStatus(t, st.MonitorPid, "RssFile"))
+	if rss > 3<<10 {
+		t.Errorf("idle monitor uses %d kB RSS, more than 3 MiB", rss)
+	}
+	if err := r.Kill(ctx, id, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := r.Wait(ctx, id); err != nil || code != 137 {
+		t.Errorf("after kill -9: exit %d, %v", code, err)
 	}
 }

@@ -3,9 +3,11 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime/monitor"
 )
 
 func TestParseRestart(t *testing.T) {
@@ -208,16 +212,16 @@ func TestLogsRotateTailFollow(t *testing.T) {
 	if err := writeJSON(filepath.Join(r.dir(id), "state.json"), State{Status: StatusExited}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := openLogWriter(filepath.Join(r.dir(id), "log"), 1024, 2)
+	w, err := monitor.OpenLogWriter(filepath.Join(r.dir(id), "log"), 1024, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 100; i++ {
-		w.write(frameStdout, []byte("out line "+itoa3(i)+"\n"))
+		w.Write(monitor.FrameStdout, []byte("out line "+itoa3(i)+"\n"))
 	}
-	w.write(frameStderr, []byte("err part"))
-	w.write(frameStderr, []byte("ial\nno newline"))
-	w.close()
+	w.Write(monitor.FrameStderr, []byte("err part"))
+	w.Write(monitor.FrameStderr, []byte("ial\nno newline"))
+	w.Close()
 	if _, err := os.Stat(filepath.Join(r.dir(id), "log.1")); err != nil {
 		t.Errorf("no rotation: %v", err)
 	}
@@ -341,4 +345,103 @@ func TestVolumesPure(t *testing.T) {
 	if err := v.Remove(ctx, "data"); err != nil {
 		t.Errorf("remove missing = %v", err)
 	}
+}
+
+// The monitor (package runtime/monitor) writes state.json with its own encoder: what it writes
+// must be exactly what encoding/json makes of State, and what it reads must be all of State.
+func TestMonitorStateEncoding(t *testing.T) {
+	ts := time.Date(2026, 3, 4, 5, 6, 7, 890123, time.UTC)
+	for _, st := range []State{
+		{Status: StatusCreated},
+		{Status: StatusRunning, Pid: 4242, StartedAt: ts, MonitorPid: 4241, Health: &Health{Status: HealthStarting}},
+		{Status: StatusExited, ExitCode: 137, OOMKilled: true, Error: "start: <bad> & \"quoted\"\n\x01 \u2028",
+			StartedAt: ts, FinishedAt: ts.Add(time.Minute), RestartCount: 5, StoppedByUser: true, MonitorPid: 7,
+			Health: &Health{Status: HealthUnhealthy, FailingStreak: 3, Log: []HealthResult{
+				{Start: ts, End: ts.Add(time.Millisecond), ExitCode: 1, Output: "fail\nnö ✓"},
+				{Start: ts.Add(time.Second), End: ts.Add(2 * time.Second), ExitCode: -1, Output: ""},
+			}}},
+		{Status: StatusRestarting, ExitCode: -1, RestartCount: 1},
+	} {
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := toMonitorState(st)
+		if got := ms.AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("monitor encoding:\n got %s\nwant %s", got, want)
+		}
+		var back State
+		if err := json.Unmarshal(ms.AppendJSON(nil), &back); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st, back); diff != "" {
+			t.Errorf("round trip through the monitor's encoder: %s", diff)
+		}
+		parsed, err := monitor.ParseState(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st, fromMonitorState(parsed)); diff != "" {
+			t.Errorf("the monitor's decoder: %s", diff)
+		}
+	}
+	// A new field of State must be taught to the monitor (runtime/monitor/state.go).
+	for _, c := range []struct {
+		v    any
+		want int
+	}{{State{}, 11}, {Health{}, 3}, {HealthResult{}, 4}} {
+		if n := reflect.TypeOf(c.v).NumField(); n != c.want {
+			t.Errorf("%T has %d fields, the monitor knows %d", c.v, n, c.want)
+		}
+	}
+}
+
+// TestMonitorConfigFields checks that the config.json members the monitor reads exist.
+func TestMonitorConfigFields(t *testing.T) {
+	tags := func(v any) map[string]bool {
+		m := map[string]bool{}
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			m[name] = true
+		}
+		return m
+	}
+	cfg, hc := tags(ContainerConfig{}), tags(Healthcheck{})
+	for _, k := range []string{"tty", "openStdin", "restart", "healthcheck", "logMaxSize", "logMaxFiles", "autoRemove", "autoRemoveCmd"} {
+		if !cfg[k] {
+			t.Errorf("ContainerConfig has no %q: update runtime/monitor/state.go", k)
+		}
+	}
+	for _, k := range []string{"test", "interval", "timeout", "startPeriod", "startInterval", "retries"} {
+		if !hc[k] {
+			t.Errorf("Healthcheck has no %q: update runtime/monitor/state.go", k)
+		}
+	}
+}
+
+func toMonitorState(s State) monitor.State {
+	m := monitor.State{Status: s.Status, Pid: s.Pid, ExitCode: s.ExitCode, OOMKilled: s.OOMKilled, Error: s.Error,
+		StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, RestartCount: s.RestartCount,
+		StoppedByUser: s.StoppedByUser, MonitorPid: s.MonitorPid}
+	if s.Health != nil {
+		m.Health = &monitor.Health{Status: s.Health.Status, FailingStreak: s.Health.FailingStreak}
+		for _, r := range s.Health.Log {
+			m.Health.Log = append(m.Health.Log, monitor.HealthResult{Start: r.Start, End: r.End, ExitCode: r.ExitCode, Output: r.Output})
+		}
+	}
+	return m
+}
+
+func fromMonitorState(m monitor.State) State {
+	s := State{Status: m.Status, Pid: m.Pid, ExitCode: m.ExitCode, OOMKilled: m.OOMKilled, Error: m.Error,
+		StartedAt: m.StartedAt, FinishedAt: m.FinishedAt, RestartCount: m.RestartCount,
+		StoppedByUser: m.StoppedByUser, MonitorPid: m.MonitorPid}
+	if m.Health != nil {
+		s.Health = &Health{Status: m.Health.Status, FailingStreak: m.Health.FailingStreak}
+		for _, r := range m.Health.Log {
+			s.Health.Log = append(s.Health.Log, HealthResult{Start: r.Start, End: r.End, ExitCode: r.ExitCode, Output: r.Output})
+		}
+	}
+	return s
 }

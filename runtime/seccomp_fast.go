@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -27,10 +26,10 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/berth-dev/berth/runtime/monitor"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"golang.org/x/sys/unix"
@@ -40,7 +39,7 @@ const (
 	seccompArg       = "__seccomp"
 	seccompExportArg = "__seccomp-export"
 	seccompFile      = "seccomp.bpf" // in the container's directory
-	maxFilterLen     = 4096          // BPF_MAXINSNS
+	maxFilterLen     = monitor.MaxFilterLen
 )
 
 var (
@@ -66,13 +65,18 @@ func fastSeccompOK(sc *configs.Seccomp, noNewPrivs bool) bool {
 	return sc.DefaultAction != configs.Log
 }
 
-// staticShim returns the shim binary when it can run inside containers.
+// staticShim returns the static binary that runs inside containers (the reaper and the
+// seccomp loader at initPath): berth-monitor, which is small, else berth-shim when it is static.
+// The answer is worked out once per Runtime (it reads ELF headers).
 func (r *Runtime) staticShim() (string, bool) {
-	exe := r.shim
-	if exe == "/proc/self/exe" {
-		return "", false
-	}
-	return exe, isStatic(exe)
+	r.helperOnce.Do(func() {
+		if mon := findMonitor(r.shim); mon != "" && isStatic(mon) {
+			r.helper = mon
+		} else if r.shim != "/proc/self/exe" && isStatic(r.shim) {
+			r.helper = r.shim
+		}
+	})
+	return r.helper, r.helper != ""
 }
 
 // linkSeccomp gives the container directory dir the precompiled program for sc as a hard link
@@ -150,13 +154,10 @@ func seccompFlags(sc *configs.Seccomp) (uint32, bool) {
 }
 
 // A stored program is a header record (seccomp(2) flags, magic) and the BPF instructions, all
-// as 8-byte little-endian records.
-const programMagic = 0xbe47f1a6
+// as 8-byte little-endian records (monitor.ValidProgram).
+const programMagic = monitor.ProgramMagic
 
-func validProgram(b []byte) bool {
-	return len(b) > 8 && len(b)%8 == 0 && len(b)/8 <= maxFilterLen+1 &&
-		binary.LittleEndian.Uint32(b[4:]) == programMagic
-}
+func validProgram(b []byte) bool { return monitor.ValidProgram(b) }
 
 // exportSeccomp compiles the profile (JSON of configs.Seccomp) in a helper process exactly as
 // libcontainer does, installing it on one of the helper's threads, and reads the installed
@@ -275,52 +276,6 @@ func runSeccompExport() int {
 		}
 	}()
 	return <-done
-}
-
-// runSeccompExec is `__seccomp -- ARGS...` inside a container: load the program from fd 3,
-// then exec ARGS.
-func runSeccompExec(args []string) int {
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	f := os.NewFile(3, "seccomp")
-	prog, err := io.ReadAll(io.LimitReader(f, 8*maxFilterLen+9))
-	f.Close()
-	if err != nil || !validProgram(prog) {
-		fmt.Fprintln(os.Stderr, "berth: no seccomp program: refusing to run unconfined")
-		return 126
-	}
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "berth: no command")
-		return 127
-	}
-	flags := binary.LittleEndian.Uint32(prog) | unix.SECCOMP_FILTER_FLAG_TSYNC
-	filter := make([]unix.SockFilter, len(prog)/8-1)
-	for i := range filter {
-		b := prog[8*(i+1):]
-		filter[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
-	}
-	bin, err := exec.LookPath(args[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "berth: exec %s: %v\n", args[0], err)
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return 127
-		}
-		return 126
-	}
-	goruntime.LockOSThread()
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if _, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog))); errno != 0 {
-		fmt.Fprintln(os.Stderr, "berth: load seccomp filter:", errno)
-		return 126
-	}
-	goruntime.KeepAlive(filter)
-	err = syscall.Exec(bin, args, os.Environ())
-	fmt.Fprintf(os.Stderr, "berth: exec %s: %v\n", args[0], err)
-	if errors.Is(err, syscall.ENOENT) {
-		return 127
-	}
-	return 126
 }
 
 // fastSeccompArgs returns the process arguments and the program pipe for a process of

@@ -382,7 +382,10 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: exe, Options: []string{"bind", "ro", "rprivate"}})
 	}
 	if c.Init {
-		exe := r.shim
+		exe, ok := r.staticShim()
+		if !ok {
+			exe = r.shim
+		}
 		if exe == "/proc/self/exe" {
 			var err error
 			if exe, err = os.Executable(); err != nil {

@@ -1,5 +1,6 @@
 // Package runtime runs containers with libcontainer in-process. Each started container is
-// supervised by its own monitor process (a re-exec of the berth binary, detached with setsid)
+// supervised by its own monitor process (berth-monitor, package runtime/monitor, detached with
+// setsid; its libcontainer work runs in short-lived berth-shim children)
 // that owns the container after the CLI exits: it writes the log, records the exit code and
 // OOM kills, applies the restart policy and runs the healthcheck.
 //

@@ -53,8 +53,9 @@ func wireBuildBinary(t *testing.T) string {
 			wireBinErr = err
 			return
 		}
-		// As `make build` does: berth, and the static berth-shim beside it, where the runtime
-		// looks for it (monitors, container init, exec and the init: true reaper).
+		// As `make build` does: berth, and the static berth-shim and berth-monitor beside it,
+		// where the runtime looks for them (container init, exec, the init: true reaper; the
+		// per-container monitors).
 		wireBin = filepath.Join(dir, "berth")
 		const tags = "seccomp,osusergo,netgo,runc_nocriu"
 		cmd := exec.Command("go", "build", "-tags", tags, "-o", wireBin, ".")
@@ -65,6 +66,13 @@ func wireBuildBinary(t *testing.T) string {
 		cmd = exec.Command("go", "build", "-tags", tags, "-ldflags", "-s -w -extldflags=-static",
 			"-o", filepath.Join(dir, "berth-shim"), "../../runtime/shim")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if wireBinOut, wireBinErr = cmd.CombinedOutput(); wireBinErr != nil {
+			return
+		}
+		// The small per-container monitor, found beside berth-shim.
+		cmd = exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
+			"-o", filepath.Join(dir, "berth-monitor"), "../../runtime/monitor/berth-monitor")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		wireBinOut, wireBinErr = cmd.CombinedOutput()
 	})
 	if wireBinErr != nil {
