@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/runtime/monitor"
 	"github.com/moby/profiles/seccomp"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -159,8 +160,8 @@ func (r *Runtime) Create(ctx context.Context, c ContainerConfig) error {
 	if c.Rootfs == "" {
 		return fmt.Errorf("create %s: no rootfs: %w", c.Name, ErrInvalid)
 	}
-	if _, err := parseRestart(c.Restart); err != nil {
-		return err
+	if err := monitor.CheckRestart(c.Restart); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
 	if c.Name == "" {
 		c.Name = c.ID[:12]

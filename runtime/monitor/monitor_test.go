@@ -385,3 +385,28 @@ func TestStateJSON(t *testing.T) {
 		t.Errorf("created state = %s", got)
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	for i, w := range want {
+		if got := backoff(i); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", i, got, w)
+		}
+	}
+	if got := backoff(100); got != time.Minute {
+		t.Errorf("backoff(100) = %v, want 1m cap", got)
+	}
+}
+
+func TestCheckRestart(t *testing.T) {
+	for _, ok := range []string{"", "no", "always", "unless-stopped", "on-failure", "on-failure:3"} {
+		if err := CheckRestart(ok); err != nil {
+			t.Errorf("CheckRestart(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"on-failure:x", "on-failure:-1", "always:2", "sometimes"} {
+		if err := CheckRestart(bad); err == nil {
+			t.Errorf("CheckRestart(%q) accepted", bad)
+		}
+	}
+}

@@ -37,6 +37,12 @@ func parseRestart(s string) (restartPolicy, error) {
 	return restartPolicy{}, errors.New("restart policy " + strconv.Quote(s) + ": use no, always, on-failure[:N] or unless-stopped")
 }
 
+// CheckRestart validates a restart policy (no, always, on-failure[:N], unless-stopped).
+func CheckRestart(s string) error {
+	_, err := parseRestart(s)
+	return err
+}
+
 // shouldRestart decides whether a container that exited with code, after restarts so far,
 // starts again. stopped is true when a user stopped it.
 func (p restartPolicy) shouldRestart(code, restarts int, stopped bool) bool {
