@@ -44,6 +44,8 @@ type ContainerFS struct {
 	root     string
 	readOnly bool
 	mounts   []FSMount // longest target first
+	// noWrite, when set, is why nothing can be written into this view.
+	noWrite string
 }
 
 // NewContainerFS returns the view of rootfs with mounts over it.
@@ -94,7 +96,13 @@ func (r *Runtime) FS(ctx context.Context, id string) (*ContainerFS, error) {
 		}
 		ms = append(ms, FSMount{Target: m.Target, Source: m.Source, ReadOnly: ro})
 	}
-	return NewContainerFS(c.Rootfs, c.ReadOnly, ms), nil
+	f := NewContainerFS(c.Rootfs, c.ReadOnly, ms)
+	if on, _ := usernsEnabled(c.UsernsMode); on {
+		// Its rootfs and volumes are ID-mapped mounts in which host root has no ID: creating a
+		// file there fails with EOVERFLOW. Say so instead.
+		f.noWrite = "copying into a container with userns_mode " + c.UsernsMode + " is not supported yet (copying out is)"
+	}
+	return f, nil
 }
 
 // locate maps a clean, symlink-free container path to the mount that holds it: the host base
@@ -359,6 +367,9 @@ type Extractor struct {
 // NewExtractor returns an Extractor into the container directory dir (resolved; it must exist
 // unless the first entry creates it).
 func (f *ContainerFS) NewExtractor(dir string, opt ExtractOptions) (*Extractor, error) {
+	if f.noWrite != "" {
+		return nil, fmt.Errorf("%s: %w", f.noWrite, ErrUnsupported)
+	}
 	d, err := f.Resolve(dir, true)
 	if err != nil {
 		return nil, err

@@ -302,3 +302,40 @@ func TestCopyRules(t *testing.T) {
 		t.Errorf("read-only mount: %v", err)
 	}
 }
+
+// Copying into a container with a user namespace is refused with a clear error (its ID-mapped
+// mounts have no ID for host root), copying out is not.
+func TestFSRefusesWritesIntoUsernsContainer(t *testing.T) {
+	d := t.TempDir()
+	r, err := New(Config{Root: filepath.Join(d, "root"), RunRoot: filepath.Join(d, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(d, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode   string
+		refuse bool
+	}{{"", false}, {"host", false}, {"auto", true}} {
+		id := NewID()
+		if err := os.MkdirAll(r.dir(id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeJSON(filepath.Join(r.dir(id), "config.json"), ContainerConfig{ID: id, Name: "c", Rootfs: rootfs, UsernsMode: tc.mode}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := r.FS(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.NewExtractor("/tmp", ExtractOptions{})
+		if tc.refuse != errors.Is(err, ErrUnsupported) {
+			t.Errorf("userns_mode %q: NewExtractor err %v, refuse %v", tc.mode, err, tc.refuse)
+		}
+		if _, _, err := f.Stat("/tmp", true); err != nil {
+			t.Errorf("userns_mode %q: reading the view: %v", tc.mode, err)
+		}
+	}
+}

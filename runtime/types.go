@@ -37,6 +37,7 @@ var (
 	ErrExec         = errors.New("exec failed")
 	ErrVolumeInUse  = errors.New("volume is in use")
 	ErrNoVolume     = errors.New("volume not found")
+	ErrUnsupported  = errors.New("not supported")
 )
 
 // Container statuses, the same words Docker and the planner use.
