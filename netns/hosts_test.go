@@ -84,20 +84,7 @@ func TestDNSServer(t *testing.T) {
 	go upSrv.ActivateAndServe()
 	t.Cleanup(func() { upSrv.Shutdown() })
 
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{records: m.ipamPath("n"), resolv: "/nonexistent", timeout: 300 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.serve(ctx, pc, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := pc.LocalAddr().String()
+	s, addr := startTestDNS(t, m.ipamPath("n"))
 
 	query := func(name string, qt uint16, network string) *dns.Msg {
 		t.Helper()
@@ -161,19 +148,7 @@ func TestDNSLinkAliasesAreScoped(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{records: m.ipamPath("n"), resolv: "/nonexistent", timeout: 300 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.serve(ctx, pc, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	_, addr := startTestDNS(t, m.ipamPath("n"))
 
 	query := func(from, name string) *dns.Msg {
 		t.Helper()
@@ -181,7 +156,7 @@ func TestDNSLinkAliasesAreScoped(t *testing.T) {
 			Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
 		q := new(dns.Msg)
 		q.SetQuestion(dns.Fqdn(name), dns.TypeA)
-		r, _, err := c.Exchange(q, pc.LocalAddr().String())
+		r, _, err := c.Exchange(q, addr)
 		if err != nil {
 			t.Fatalf("query %s from %s: %v", name, from, err)
 		}
@@ -196,4 +171,23 @@ func TestDNSLinkAliasesAreScoped(t *testing.T) {
 	if r := query("127.0.0.2", "db"); len(r.Answer) != 1 {
 		t.Fatalf("service name from another container: %v", r)
 	}
+}
+
+// startTestDNS serves the records file on a loopback port for the test's duration.
+func startTestDNS(t *testing.T, records string) (*dnsServer, string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{records: records, resolv: "/nonexistent", timeout: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ctx, pc, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, pc.LocalAddr().String()
 }

@@ -279,7 +279,7 @@ func (m *monitor) load() error {
 
 // writeState persists m.st; the caller holds m.mu.
 func (m *monitor) writeState() {
-	if err := writeFileAtomic(filepath.Join(m.dir, "state.json"), m.st.AppendJSON(nil)); err != nil {
+	if err := WriteFileAtomic(filepath.Join(m.dir, "state.json"), m.st.AppendJSON(nil), 0o600); err != nil {
 		m.logError("write state", err)
 	}
 }

@@ -208,14 +208,19 @@ func parseConfig(b []byte) (config, error) {
 	return c, nil
 }
 
-// writeFileAtomic writes b to path crash-safely: temp file, fsync, rename.
-func writeFileAtomic(path string, b []byte) error {
+// WriteFileAtomic writes b to path crash-safely with mode: temp file, fsync, rename. A crash
+// leaves the old file or the new one, never a torn one. (The runtime writes its files with it
+// too.)
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
+	if err == nil && mode != 0o600 {
+		err = f.Chmod(mode)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
