@@ -12,7 +12,7 @@ type asyncWriter struct {
 	err  error
 }
 
-const asyncBuf = 1 << 20
+const asyncBuf = 256 << 10 // 4 of these per layer; fresh memory costs page faults, so keep them small
 
 func newAsyncWriter(w io.Writer) *asyncWriter {
 	a := &asyncWriter{ch: make(chan []byte, 4), free: make(chan []byte, 4), done: make(chan struct{})}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // BlobPath returns where the blob with the given digest ("sha256:<hex>") lives.
@@ -58,30 +60,114 @@ type blobWriter struct {
 	h    hash.Hash
 	n    int64
 	done bool
+	// writeback starts writing the file out every few MB (no wait) so that the sync before
+	// the commit finds little left to do.
+	writeback bool
+	flushed   int64 // bytes handed to writeback so far
+	// direct, when set, writes the file with O_DIRECT (see directWriter); f is then used
+	// only for the final truncate, sync and rename.
+	direct   *directWriter
+	finished bool
+	rd       chunkReader // the spool's read-back of pieces it dropped
 }
 
+const writebackChunk = 8 << 20
+
 func (s *Store) newBlobWriter() (*blobWriter, error) {
-	f, err := os.Create(s.scratch("blob-"))
+	f, err := os.OpenFile(s.scratch("blob-"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create blob: %w", err)
 	}
 	return &blobWriter{s: s, f: f, h: sha256.New()}, nil
 }
 
+// newLayerBlobWriter is newBlobWriter for large blobs: O_DIRECT where the filesystem allows.
+func (s *Store) newLayerBlobWriter() (*blobWriter, error) {
+	w, err := s.newBlobWriter()
+	if err != nil {
+		return nil, err
+	}
+	if d, err := newDirectWriter(w.f.Name(), int(w.f.Fd()), &s.aligned); err == nil {
+		w.direct = d
+	}
+	return w, nil
+}
+
 func (w *blobWriter) Write(p []byte) (int, error) {
+	if w.direct != nil {
+		if err := w.direct.write(p); err != nil {
+			return 0, err
+		}
+		w.h.Write(p)
+		w.n += int64(len(p))
+		return len(p), nil
+	}
 	n, err := w.f.Write(p)
 	if w.h != nil {
 		w.h.Write(p[:n])
 	}
 	w.n += int64(n)
+	if w.writeback && w.n-w.flushed >= writebackChunk {
+		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.n-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.n
+	}
 	return n, err
 }
 
 func (w *blobWriter) Digest() string { return "sha256:" + hex.EncodeToString(w.h.Sum(nil)) }
 
+// finish completes the file after the last Write (idempotent): with O_DIRECT it writes the
+// last piece and waits until everything is on the disk. The data still needs a sync (or
+// syncfs) to be durable.
+func (w *blobWriter) finish() error {
+	if w.finished {
+		return nil
+	}
+	w.finished = true
+	if w.direct == nil {
+		return nil
+	}
+	return w.direct.finish(w.n)
+}
+
+// readChunk reads bytes [k*directChunk, k*directChunk+n) of the blob into buf (see
+// chunkReader) once they are written. One goroutine at a time.
+func (w *blobWriter) readChunk(buf []byte, k int64, n int) ([]byte, error) {
+	if w.direct != nil {
+		if err := w.direct.waitWritten(k*directChunk + int64(n)); err != nil {
+			return nil, err
+		}
+	}
+	return w.rd.readChunk(w.f.Name(), int(w.f.Fd()), buf, k, n)
+}
+
+// stopWrites ends the O_DIRECT writer early (after an error; no Write may follow), so that
+// nobody waits for pieces that will not be written.
+func (w *blobWriter) stopWrites() {
+	if w.direct != nil {
+		w.direct.stop(-1)
+	}
+}
+
+// release stops the O_DIRECT writer and frees its buffers (idempotent).
+func (w *blobWriter) release() {
+	if w.direct != nil {
+		w.direct.close()
+	}
+	w.rd.close()
+}
+
 // Commit verifies (if want is not empty) and stores the blob; it returns its digest.
-func (w *blobWriter) Commit(want string) (string, error) {
+func (w *blobWriter) Commit(want string) (string, error) { return w.commit(want, false) }
+
+// commit is Commit; synced says the file is durable already (the caller ran syncfs after the
+// last write), so only the rename is left, and the caller syncs blobs/sha256.
+func (w *blobWriter) commit(want string, synced bool) (string, error) {
 	defer w.Abort()
+	if err := w.finish(); err != nil {
+		return "", err
+	}
+	w.release()
 	if w.h == nil && want == "" {
 		return "", fmt.Errorf("blob: no digest: %w", ErrDigest)
 	}
@@ -96,19 +182,21 @@ func (w *blobWriter) Commit(want string) (string, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return got, nil // already stored (Abort discards this copy)
 	}
-	if err := w.f.Sync(); err != nil {
-		return "", fmt.Errorf("blob %s: %w", got, err)
+	if !synced {
+		if err := w.f.Sync(); err != nil {
+			return "", fmt.Errorf("blob %s: %w", got, err)
+		}
 	}
 	if err := w.f.Close(); err != nil {
 		return "", fmt.Errorf("blob %s: %w", got, err)
-	}
-	if err := os.Chmod(w.f.Name(), 0o600); err != nil {
-		return "", err
 	}
 	if err := os.Rename(w.f.Name(), dst); err != nil {
 		return "", fmt.Errorf("blob %s: %w", got, err)
 	}
 	w.done = true
+	if synced {
+		return got, nil
+	}
 	return got, syncDir(filepath.Dir(dst))
 }
 
@@ -118,6 +206,7 @@ func (w *blobWriter) Abort() {
 		return
 	}
 	w.done = true
+	w.release()
 	w.f.Close()
 	os.Remove(w.f.Name())
 }

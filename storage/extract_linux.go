@@ -14,12 +14,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// writebackMin is the smallest file whose writeback extractOptions.Writeback starts at once;
+// smaller ones (most files, few bytes) are left to the final sync, which batches them.
+const writebackMin = 64 << 10
+
 // DefaultMaxEntrySize bounds the size a single tar entry may declare (64 GiB).
 const DefaultMaxEntrySize int64 = 64 << 30
 
 // extractOptions control extractLayer.
 type extractOptions struct {
 	MaxEntrySize int64 // 0: DefaultMaxEntrySize
+	// Writeback starts writing each large regular file out as soon as it is complete (no
+	// wait), so that the disk works while the layer is unpacked and the sync before the layer
+	// is committed finds little left to do.
+	Writeback bool
 }
 
 // extractLayer unpacks an uncompressed layer tar into dir (an existing, private, empty
@@ -37,7 +45,7 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 		return 0, fmt.Errorf("open layer dir: %w", err)
 	}
 	defer unix.Close(rootfd)
-	x := &extractor{root: rootfd, isRoot: os.Geteuid() == 0, buf: make([]byte, 1<<20), umask: processUmask()}
+	x := &extractor{root: rootfd, isRoot: os.Geteuid() == 0, buf: make([]byte, 256<<10), umask: processUmask(), writeback: opt.Writeback}
 	var rst unix.Stat_t
 	// New files belong to 0:0 already when root creates them, unless a setgid directory
 	// passes its group on (directories made here are never setgid until the very end).
@@ -121,6 +129,7 @@ type extractor struct {
 	createdAsRoot bool // files created here are owned by 0:0 (see extractLayer)
 	umask         uint32
 	buf           []byte
+	writeback     bool
 }
 
 // processUmask reads the umask from /proc/self/status (reading it with umask(2) would change
@@ -297,6 +306,9 @@ func (x *extractor) regular(r io.Reader, hdr *tar.Header, pfd int, base string) 
 			return fmt.Errorf("write: %w", rerr)
 		}
 	}
+	if x.writeback && hdr.Size >= writebackMin {
+		unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	owned := x.createdAsRoot && hdr.Uid == 0 && hdr.Gid == 0
 	return x.metaOpts(pfd, base, fd, hdr, false, !owned, chmod)
 }
@@ -416,14 +428,17 @@ func removeAt(dirfd int, name string) error {
 
 // syncLayer flushes a freshly unpacked layer to disk (one syncfs for the whole tree: much
 // cheaper than an fsync per file).
-func syncLayer(dir string) error {
+func syncLayer(dir string) error { return syncFS(dir) }
+
+// syncFS flushes the whole filesystem that holds dir (syncfs).
+func syncFS(dir string) error {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("sync layer: %w", err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("sync layer: %w", err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ func (s *Store) Create(ctx context.Context, opt CreateOptions) (Image, error) {
 			return Image{}, err
 		}
 		defer done()
-		bw, err := s.newBlobWriter()
+		bw, err := s.newLayerBlobWriter()
 		if err != nil {
 			return Image{}, err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -73,10 +74,19 @@ func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) 
 	}
 	chains := ChainIDs(diffs)
 	layers := append([]v1.Descriptor(nil), src.layers...)
+	// Every layer is downloaded, verified and unpacked under tmp/ first (in parallel); then one
+	// syncfs makes all of it durable and the layers and blobs are renamed into place. Nothing
+	// reaches blobs/ or layers/ before its digest matched and its content is on disk.
+	pend := make([]*pendingLayer, len(layers))
+	defer func() {
+		for _, p := range pend {
+			p.abort()
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	par := opt.parallel
 	if par <= 0 {
-		par = 3
+		par = defaultParallel
 	}
 	g.SetLimit(par)
 	for i := range layers {
@@ -96,22 +106,26 @@ func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) 
 				return fmt.Errorf("layer %s: %w", id, err)
 			}
 			defer rc.Close()
-			digest, size, mt, err := s.storeLayer(gctx, rc, *d, diffs[i], chains[i], parentChain(chains, i), func(n int64) {
+			p, err := s.fetchLayer(gctx, rc, *d, diffs[i], chains[i], parentChain(chains, i), func(n int64) {
 				prog(Progress{ID: id, Status: "Downloading", Current: n, Total: d.Size})
 			})
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", id, err)
 			}
-			h, _ := v1.NewHash(digest)
-			d.Digest, d.Size = h, size
+			pend[i] = p
+			h, _ := v1.NewHash(p.digest)
+			d.Digest, d.Size = h, p.n
 			if d.MediaType == "" {
-				d.MediaType = mt
+				d.MediaType = p.mediaType
 			}
 			prog(Progress{ID: id, Status: "Pull complete"})
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	if err := s.commitPending(pend); err != nil {
 		return "", err
 	}
 	configDigest, err := s.putBlob(src.config)
@@ -158,59 +172,137 @@ func digestOf(b []byte) string {
 	return w.Digest()
 }
 
-// storeLayer reads one layer blob from r, storing it (verified against d.Digest when set) and
-// unpacking it in the same pass (verified against diffID). It returns the blob digest, size and
-// sniffed media type.
-func (s *Store) storeLayer(ctx context.Context, r io.Reader, d v1.Descriptor, diffID, chain, parent string, onBytes func(int64)) (string, int64, types.MediaType, error) {
-	bw, err := s.newBlobWriter()
-	if err != nil {
-		return "", 0, "", err
+// pendingLayer is a layer blob stored and verified under tmp/ (and, unless the store has the
+// layer already, unpacked and verified there too) that is not committed yet.
+type pendingLayer struct {
+	bw        *blobWriter
+	digest    string // the blob's verified digest
+	n         int64  // blob size
+	mediaType types.MediaType
+	dir       string // the unpacked layer under tmp/ with its meta.json; "" if not unpacked
+	chain     string
+}
+
+// abort removes whatever p left under tmp/. It is a no-op on nil and on a committed layer.
+func (p *pendingLayer) abort() {
+	if p == nil {
+		return
 	}
-	defer bw.Abort()
+	p.bw.Abort()
+	if p.dir != "" {
+		removeAllMaybeImmutable(p.dir)
+		p.dir = ""
+	}
+}
+
+// fetchLayer reads one layer blob from r, storing it under tmp/ (verified against d.Digest
+// when set) and unpacking it in the same pass (verified against diffID), unless the store has
+// layer chain already. Nothing is synced or committed: commitPending does that for all the
+// layers of an image at once.
+func (s *Store) fetchLayer(ctx context.Context, r io.Reader, d v1.Descriptor, diffID, chain, parent string, onBytes func(int64)) (*pendingLayer, error) {
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		return nil, err
+	}
+	bw.writeback = true // if O_DIRECT is not available
+	p := &pendingLayer{bw: bw, chain: chain}
+	ok := false
+	defer func() {
+		if !ok {
+			p.abort()
+		}
+	}()
 	cr := &countingReader{r: r, every: 1 << 20, fn: onBytes}
 	tee := io.TeeReader(cr, bw)
-	br := bufio.NewReaderSize(tee, 1<<20)
+	br := bufio.NewReaderSize(tee, 256<<10)
 	magic, _ := br.Peek(4)
 	var ur io.Reader = br
-	mt := types.OCIUncompressedLayer
+	p.mediaType = types.OCIUncompressedLayer
 	switch {
 	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		zr, err := newGzipReader(br)
 		if err != nil {
-			return "", 0, "", err
+			return nil, err
 		}
 		defer zr.Close()
-		ur, mt = zr, types.OCILayer
+		ur, p.mediaType = zr, types.OCILayer
 	case len(magic) >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
-		zr, err := zstd.NewReader(br)
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return "", 0, "", err
+			return nil, err
 		}
 		defer zr.Close()
-		ur, mt = zr, types.OCILayerZStd
+		ur, p.mediaType = zr, types.OCILayerZStd
 	}
-	want := ""
-	if d.Digest.Hex != "" {
-		want = d.Digest.String()
+	if !s.hasLayer(chain) {
+		dir, size, err := s.unpackTo(ctx, ur, diffID)
+		if err != nil {
+			return nil, err
+		}
+		p.dir = dir
+		if err := writeLayerMeta(dir, layerMeta{ChainID: chain, DiffID: diffID, Parent: parent, Size: size}); err != nil {
+			return nil, err
+		}
 	}
-	_, _, err = s.unpackChecked(ctx, ur, diffID, chain, parent, func() error {
-		if _, err := io.Copy(io.Discard, br); err != nil {
-			return fmt.Errorf("read layer: %w", err)
+	// The rest of the blob (all of it if the layer was not unpacked): only its bytes matter.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, fmt.Errorf("read layer: %w", err)
+	}
+	p.digest, p.n = bw.Digest(), bw.n
+	if d.Digest.Hex != "" && p.digest != d.Digest.String() {
+		return nil, fmt.Errorf("layer blob: expected %s, got %s: %w", d.Digest, p.digest, ErrDigest)
+	}
+	if err := bw.finish(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// commitPending makes the pending layers durable with one syncfs and moves their blobs and
+// layers into place. On error, what was not moved stays pending (the caller aborts it).
+func (s *Store) commitPending(pend []*pendingLayer) error {
+	n := 0
+	for _, p := range pend {
+		if p != nil {
+			n++
 		}
-		if want != "" && bw.Digest() != want {
-			return fmt.Errorf("layer blob: expected %s, got %s: %w", want, bw.Digest(), ErrDigest)
-		}
+	}
+	if n == 0 {
 		return nil
-	})
-	if err != nil {
-		return "", 0, "", err
 	}
-	n := bw.n
-	digest, err := bw.Commit(want)
-	if err != nil {
-		return "", 0, "", err
+	// Short links first: a dangling one (if the process dies before the rename) is harmless
+	// and reused by the next pull of the layer.
+	for _, p := range pend {
+		if p != nil && p.dir != "" {
+			if err := s.linkShort(shortName(p.chain), p.chain); err != nil {
+				return err
+			}
+		}
 	}
-	return digest, n, mt, nil
+	if err := syncFS(s.root); err != nil {
+		return err
+	}
+	for _, p := range pend {
+		if p == nil {
+			continue
+		}
+		if _, err := p.bw.commit(p.digest, true); err != nil {
+			return err
+		}
+		if p.dir != "" {
+			if err := s.placeLayer(p.dir, p.chain); err != nil {
+				return err
+			}
+			p.dir = ""
+		}
+	}
+	for _, d := range []string{filepath.Join(s.root, "blobs", "sha256"), filepath.Join(s.root, "layers"), filepath.Join(s.root, "l"), filepath.Join(s.root, "tmp", s.session)} {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type countingReader struct {

@@ -16,7 +16,7 @@ import (
 
 // unpack stores the uncompressed layer tar r as a blob through bw (which hashes it) and
 // extracts it into a scratch directory in the same pass: one goroutine reads, hashes and
-// writes the blob while a second unpacks from the blob file right behind it (spool), so the
+// writes the blob while a second unpacks the same bytes right behind it (spool), so the
 // source is read once and both cores work. The diff ID is known as soon as the hash is done;
 // if the store already has the layer (name gives its chain ID and parent), unpacking stops
 // there and the partial tree is dropped. Otherwise the layer is synced and renamed into
@@ -36,22 +36,27 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, bw *blobWriter, name fu
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sp := newSpool(bw)
+	defer sp.close() // every path below waits for the unpacking goroutine first
 	type result struct {
 		size int64
 		err  error
 	}
 	res := make(chan result, 1)
 	go func() {
-		br := bufio.NewReaderSize(sp.reader(), 1<<20)
-		size, err := extractLayer(ctx, br, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize()})
+		br := bufio.NewReaderSize(sp.reader(), 256<<10)
+		size, err := extractLayer(ctx, br, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize(), Writeback: true})
 		if err != nil {
 			sp.stop() // the writer need not go on
 		}
 		res <- result{size, err}
 	}()
 	_, ferr := sp.fill(ctx, r)
+	if ferr == nil {
+		ferr = bw.finish() // the last piece, and wait until the blob is on the disk
+	}
 	if ferr != nil {
 		sp.stop()
+		bw.stopWrites() // a reader waiting for a piece of the file gives up
 		x := <-res
 		if errors.Is(ferr, errSpoolStopped) && x.err != nil {
 			return "", 0, x.err // the unpacking failed first: report why
@@ -71,32 +76,27 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, bw *blobWriter, name fu
 		return "", 0, x.err
 	}
 	size := x.size
-	if err := syncLayer(tmp); err != nil {
+	if err := writeLayerMeta(tmp, layerMeta{ChainID: chain, DiffID: diff, Parent: parent, Size: size}); err != nil {
 		return "", 0, err
 	}
-	if err := s.commitLayer(tmp, chain, diff, parent, size); err != nil {
+	if err := syncLayer(tmp); err != nil { // the tree, its metadata and the blob: one syncfs
+		return "", 0, err
+	}
+	if err := s.linkShort(shortName(chain), chain); err != nil {
+		return "", 0, err
+	}
+	if err := s.placeLayer(tmp, chain); err != nil {
 		return "", 0, err
 	}
 	ok = true
-	return diff, size, nil
+	return diff, size, syncDir(filepath.Join(s.root, "layers"))
 }
 
-// unpackChecked unpacks a layer with known diff ID and chain; check runs after the content is
-// read and before the layer is committed.
-func (s *Store) unpackChecked(ctx context.Context, r io.Reader, diffID, chain, parent string, check func() error) (string, int64, error) {
-	if s.hasLayer(chain) {
-		// Still read everything so the blob is stored and verified.
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return "", 0, err
-		}
-		return diffID, 0, check()
-	}
-	return s.unpackWith(ctx, r, diffID, chain, parent, check)
-}
-
-// unpackWith extracts the layer tar r (hashing it on a second core) into a scratch directory,
-// verifies its diff ID against wantDiff, runs check, and commits it as layer chain.
-func (s *Store) unpackWith(ctx context.Context, r io.Reader, wantDiff, chain, parent string, check func() error) (string, int64, error) {
+// unpackTo extracts the layer tar r (hashing it on a second core) into a new scratch
+// directory and verifies its diff ID against wantDiff (when set). It returns the scratch
+// directory (the tree is in its diff/) and the content size; nothing is synced. On error
+// nothing is left behind.
+func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string) (string, int64, error) {
 	tmp := s.scratch("layer-")
 	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
 		return "", 0, fmt.Errorf("unpack layer: %w", err)
@@ -110,14 +110,14 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, wantDiff, chain, pa
 	h := sha256.New()
 	aw := newAsyncWriter(h) // hash on another core while this one unpacks
 	tee := io.TeeReader(r, aw)
-	size, err := extractLayer(ctx, tee, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize()})
+	size, err := extractLayer(ctx, tee, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize(), Writeback: true})
 	if err == nil {
 		if _, err = io.Copy(io.Discard, tee); err != nil { // tar padding past the end marker
 			err = fmt.Errorf("read layer: %w", err)
 		}
 	}
 	if werr := aw.Close(); err == nil && werr != nil {
-		err = fmt.Errorf("write layer blob: %w", werr)
+		err = fmt.Errorf("hash layer: %w", werr)
 	}
 	if err != nil {
 		return "", 0, err
@@ -126,46 +126,34 @@ func (s *Store) unpackWith(ctx context.Context, r io.Reader, wantDiff, chain, pa
 	if wantDiff != "" && diff != wantDiff {
 		return "", 0, fmt.Errorf("layer content: expected diff ID %s, got %s: %w", wantDiff, diff, ErrDigest)
 	}
-	if check != nil {
-		if err := check(); err != nil {
-			return "", 0, err
-		}
-	}
-	if s.hasLayer(chain) {
-		return diff, size, nil
-	}
-	if err := syncLayer(tmp); err != nil {
-		return "", 0, err
-	}
-	if err := s.commitLayer(tmp, chain, diff, parent, size); err != nil {
-		return "", 0, err
-	}
 	ok = true
-	return diff, size, nil
+	return tmp, size, nil
 }
 
-// commitLayer writes the metadata of the synced, unpacked layer in tmp and renames it into
-// layers/<chain> (if another process committed the same layer first, tmp is removed). On
-// success tmp no longer exists.
-func (s *Store) commitLayer(tmp, chain, diff, parent string, size int64) error {
-	short := strings.TrimPrefix(chain, "sha256:")[:16]
-	meta := layerMeta{ChainID: chain, DiffID: diff, Parent: parent, Size: size, Short: short}
+func shortName(chain string) string { return strings.TrimPrefix(chain, "sha256:")[:16] }
+
+// writeLayerMeta writes meta.json into the unpacked layer dir (not synced: the caller syncs
+// the whole layer before it is placed).
+func writeLayerMeta(dir string, meta layerMeta) error {
+	meta.Short = shortName(meta.ChainID)
 	mb, _ := json.Marshal(meta)
-	if err := writeFileAtomic(filepath.Join(tmp, "meta.json"), mb, 0o600); err != nil {
-		return err
+	if err := os.WriteFile(filepath.Join(dir, "meta.json"), mb, 0o600); err != nil {
+		return fmt.Errorf("layer %s: %w", meta.ChainID, err)
 	}
-	if err := s.linkShort(short, chain); err != nil {
-		return err
-	}
-	dst := s.layerDir(chain)
-	if err := os.Rename(tmp, dst); err != nil {
+	return nil
+}
+
+// placeLayer renames the complete, durable layer in tmp to layers/<chain>. If the layer is
+// there already (another process was first), tmp is removed instead.
+func (s *Store) placeLayer(tmp, chain string) error {
+	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
 		if isExist(err) {
-			removeAllMaybeImmutable(tmp) // another process unpacked it first
+			removeAllMaybeImmutable(tmp)
 			return nil
 		}
 		return fmt.Errorf("unpack layer %s: %w", chain, err)
 	}
-	return syncDir(filepath.Dir(dst))
+	return nil
 }
 
 // linkShort makes l/<short> point at layers/<chain>/diff (atomically replacing a stale link).

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,7 @@ func (o RegistryOptions) remoteOptions(ctx context.Context) []remote.Option {
 	}
 	par := o.Parallel
 	if par <= 0 {
-		par = 3
+		par = defaultParallel
 	}
 	return []remote.Option{
 		remote.WithContext(ctx),
@@ -104,6 +105,91 @@ func (o RegistryOptions) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithUserAgent("berth"),
 	}
 }
+
+// defaultParallel is how many layers are transferred at once unless RegistryOptions.Parallel
+// says otherwise.
+const defaultParallel = 4
+
+// pullTransport pings the registry of repo and authenticates for pulling from it (Docker
+// config credentials, bearer token when the registry asks for one). The result is a
+// transport.Wrapper: go-containerregistry uses it as it is, without a second handshake.
+func (o RegistryOptions) pullTransport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
+	next := o.Transport
+	if next == nil {
+		next = remote.DefaultTransport
+	}
+	var t http.RoundTripper = guardTransport{insecure: o.Insecure, next: next}
+	t = transport.NewRetry(t)
+	t = transport.NewUserAgent(t, "berth")
+	auth, err := fileKeychain{path: o.authFile()}.Resolve(repo)
+	if err != nil {
+		return nil, err
+	}
+	return transport.NewWithContext(ctx, repo.Registry, auth, t, []string{repo.Scope(transport.PullScope)})
+}
+
+// blobFetcher downloads blobs of one repository.
+type blobFetcher struct {
+	client *http.Client
+	repo   name.Repository
+}
+
+// open starts the download of the blob d. The body is not verified here: the caller hashes
+// it while storing it and commits nothing unless the digest matches. It is cut off with an
+// error past d.Size bytes, so a misbehaving registry cannot fill the disk.
+func (f blobFetcher) open(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	u := url.URL{Scheme: f.repo.Scheme(), Host: f.repo.RegistryStr(), Path: "/v2/" + f.repo.RepositoryStr() + "/blobs/" + d.Digest.String()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	if d.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+		resp.Body.Close()
+		return nil, fmt.Errorf("blob %s: the registry sends %d bytes, the manifest says %d: %w", d.Digest, resp.ContentLength, d.Size, ErrDigest)
+	}
+	if d.Size <= 0 {
+		return resp.Body, nil
+	}
+	return &sizedBody{rc: resp.Body, left: d.Size, digest: d.Digest.String()}, nil
+}
+
+// sizedBody fails a read that goes past the size the manifest gave.
+type sizedBody struct {
+	rc     io.ReadCloser
+	left   int64
+	digest string
+}
+
+func (b *sizedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Expect EOF; anything more is a blob longer than its descriptor.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("blob %s: longer than the manifest says: %w", b.digest, ErrDigest)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *sizedBody) Close() error { return b.rc.Close() }
 
 func (o RegistryOptions) nameOptions() []name.Option {
 	if o.Insecure {
@@ -140,8 +226,18 @@ func (s *Store) Pull(ctx context.Context, ref string, opt PullOptions) (Image, e
 	if err != nil {
 		return Image{}, err
 	}
-	ropts := append(opt.remoteOptions(ctx), remote.WithPlatform(plat))
-	desc, err := remote.Get(r, ropts...)
+	// One authenticated transport for the whole pull: go-containerregistry resolves the
+	// manifest through it, and berth downloads the layer blobs through it itself, so that each
+	// blob is hashed once, while it is stored (go-containerregistry's reader would hash it again).
+	rt, err := opt.pullTransport(ctx, r.Context())
+	if err != nil {
+		return Image{}, fmt.Errorf("pull %s: %w", FamiliarRef(refString(r)), err)
+	}
+	par := opt.Parallel
+	if par <= 0 {
+		par = defaultParallel
+	}
+	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithTransport(rt), remote.WithJobs(par), remote.WithPlatform(plat))
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", FamiliarRef(refString(r)), err)
 	}
@@ -169,14 +265,11 @@ func (s *Store) Pull(ctx context.Context, ref string, opt PullOptions) (Image, e
 	if m.Config.Digest.String() != digestOf(rawCfg) {
 		return Image{}, fmt.Errorf("pull %s: config digest: %w", FamiliarRef(refString(r)), ErrDigest)
 	}
+	blobs := blobFetcher{client: &http.Client{Transport: rt}, repo: r.Context()}
 	src := imageSource{
 		manifest: rawMan, config: rawCfg, layers: m.Layers,
 		open: func(ctx context.Context, i int) (io.ReadCloser, error) {
-			l, err := img.LayerByDigest(m.Layers[i].Digest)
-			if err != nil {
-				return nil, err
-			}
-			return l.Compressed()
+			return blobs.open(ctx, m.Layers[i])
 		},
 	}
 	repo := refRepo(r)

@@ -7,16 +7,22 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"net/http"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 func startRegistry(t *testing.T) string {
@@ -163,4 +169,161 @@ func mustRegistry(t *testing.T, r string) name.Registry {
 		t.Fatal(err)
 	}
 	return reg
+}
+
+// throttledRegistry is an in-process registry whose blob downloads crawl while slow is set, so
+// that a pull can be killed in the middle of a transfer.
+type throttledRegistry struct {
+	next http.Handler
+	slow atomic.Bool
+}
+
+func (h *throttledRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.slow.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+		w = &slowWriter{ResponseWriter: w, chunk: 32 << 10, pause: 20 * time.Millisecond}
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+type slowWriter struct {
+	http.ResponseWriter
+	chunk int
+	pause time.Duration
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := min(len(p), s.chunk)
+		k, err := s.ResponseWriter.Write(p[:c])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		if f, ok := s.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		p = p[c:]
+		time.Sleep(s.pause)
+	}
+	return n, nil
+}
+
+// TestKillDuringPull kills (SIGKILL) a process in the middle of a pull (blobs half downloaded,
+// layers half unpacked) and checks that the next Open sweeps its leftovers, nothing
+// half-written is in blobs/ or layers/, and the pull then succeeds.
+func TestKillDuringPull(t *testing.T) {
+	if root := os.Getenv("BERTH_STORAGE_PULL_KILL_HELPER"); root != "" {
+		s, err := Open(root)
+		if err != nil {
+			os.Exit(3)
+		}
+		s.Pull(context.Background(), os.Getenv("BERTH_STORAGE_PULL_KILL_REF"), PullOptions{RegistryOptions: RegistryOptions{AuthFile: filepath.Join(filepath.Dir(root), "config.json")}})
+		os.Exit(0)
+	}
+	reg := &throttledRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	// Three gzip layers of 2 MiB of random bytes each: about 3 s per layer while throttled.
+	img, err := random.Image(2<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/kill/pull:v1"
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	reg.slow.Store(true)
+
+	root := filepath.Join(t.TempDir(), "storage")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillDuringPull$")
+	cmd.Env = append(os.Environ(), "BERTH_STORAGE_PULL_KILL_HELPER="+root, "BERTH_STORAGE_PULL_KILL_REF="+ref)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Wait until the helper has part of a blob on disk and is unpacking a layer.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		blobs, _ := filepath.Glob(filepath.Join(root, "tmp", "*", "blob-*"))
+		files, _ := filepath.Glob(filepath.Join(root, "tmp", "*", "layer-*", "diff", "random_file_*"))
+		partial := false
+		for _, b := range blobs {
+			if fi, err := os.Stat(b); err == nil && fi.Size() >= 256<<10 {
+				partial = true
+			}
+		}
+		if partial && len(files) > 0 {
+			t.Logf("killing the pull with %d partial blobs and %d files being unpacked", len(blobs), len(files))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper never got into the transfer (blobs %v, files %v)", blobs, files)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the pull was not killed mid-transfer: %v", err)
+	}
+
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ents, _ := os.ReadDir(filepath.Join(root, "tmp"))
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), s.session) {
+			t.Errorf("leftover tmp/%s after kill -9", e.Name())
+		}
+	}
+	if imgs, _ := s.List(context.Background()); len(imgs) != 0 {
+		t.Errorf("half-pulled image recorded: %v", imgs)
+	}
+	checkBlobs(t, s) // a blob in blobs/ is always complete and verified
+	cf, _ := img.ConfigFile()
+	var diffs []string
+	for _, d := range cf.RootFS.DiffIDs {
+		diffs = append(diffs, d.String())
+	}
+	want := map[string]bool{}
+	for _, c := range ChainIDs(diffs) {
+		want[strings.TrimPrefix(c, "sha256:")] = true
+	}
+	layers, _ := os.ReadDir(filepath.Join(root, "layers"))
+	for _, l := range layers {
+		if !want[l.Name()] {
+			t.Errorf("unexpected layers/%s after kill -9", l.Name())
+		} else if _, err := os.Stat(filepath.Join(root, "layers", l.Name(), "meta.json")); err != nil {
+			t.Errorf("half-written layers/%s after kill -9: %v", l.Name(), err)
+		}
+	}
+
+	reg.slow.Store(false)
+	got, err := s.Pull(context.Background(), ref, PullOptions{RegistryOptions: RegistryOptions{AuthFile: filepath.Join(t.TempDir(), "config.json")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.ConfigName()
+	if got.ID != id.String() || len(got.ChainIDs) != 3 {
+		t.Fatalf("pulled %s with %d layers, want %s", got.ID, len(got.ChainIDs), id)
+	}
+	checkBlobs(t, s)
+	for _, c := range got.ChainIDs {
+		m, _ := filepath.Glob(filepath.Join(s.LayerPath(c), "random_file_*"))
+		if len(m) != 1 {
+			t.Fatalf("layer %s: %v", c, m)
+		}
+		if fi, err := os.Stat(m[0]); err != nil || fi.Size() != 2<<20 {
+			t.Errorf("layer %s: %v", c, err)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // scratchEmpty fails unless the store's session scratch directory is empty.
@@ -227,4 +228,87 @@ func lstatOwner(p string, st *unixStat) error {
 	}
 	st.uid, st.gid = s.Uid, s.Gid
 	return nil
+}
+
+// TestSpoolDirectReadBack runs the spool over an O_DIRECT blob with a reader that starts only
+// after the writer is done, so that all but spoolKeep pieces were dropped from memory and are
+// read back from the file; the last piece is not a multiple of the O_DIRECT alignment.
+func TestSpoolDirectReadBack(t *testing.T) {
+	s := openStore(t)
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bw.Abort()
+	sp := newSpool(bw)
+	defer sp.close()
+	data := make([]byte, (spoolKeep+5)*directChunk+1234)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	n, err := sp.fill(context.Background(), iotest.HalfReader(bytes.NewReader(data)))
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("fill = %d, %v", n, err)
+	}
+	if err := bw.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(sp.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("reader got %d bytes (equal: false), want %d", len(got), len(data))
+	}
+	digest, err := bw.Commit(digestOf(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.BlobPath(digest)
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("stored blob: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestSpoolSlowReader has the reader fall far behind while the writer runs, so pieces are
+// dropped and read back while both work.
+func TestSpoolSlowReader(t *testing.T) {
+	s := openStore(t)
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bw.Abort()
+	sp := newSpool(bw)
+	defer sp.close()
+	data := make([]byte, (2*spoolKeep+3)*directChunk+77)
+	for i := range data {
+		data[i] = byte(i*13 + i>>14)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		var out bytes.Buffer
+		r := sp.reader()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				break
+			}
+			if out.Len() < 4<<20 {
+				time.Sleep(time.Millisecond) // behind at first, then catches up
+			}
+		}
+		got <- out.Bytes()
+	}()
+	if _, err := sp.fill(context.Background(), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, data) {
+		t.Fatalf("reader got %d bytes, want %d (or different content)", len(b), len(data))
+	}
 }

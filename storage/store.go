@@ -53,6 +53,7 @@ type Store struct {
 	session  string   // tmp/<session>: this Store's private scratch directory
 	lockF    *os.File // holds tmp/<session>.lock exclusively while open
 	maxEntry int64    // per tar entry limit; 0: DefaultMaxEntrySize
+	aligned  alignedPool
 	mu       sync.Mutex
 	closed   bool
 }
@@ -106,6 +107,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.aligned.close()
 	err := os.RemoveAll(filepath.Join(s.root, "tmp", s.session))
 	os.Remove(filepath.Join(s.root, "tmp", s.session+".lock"))
 	if cerr := s.lockF.Close(); err == nil {
