@@ -234,18 +234,8 @@ func lstatOwner(p string, st *unixStat) error {
 // after the writer is done, so that all but spoolKeep pieces were dropped from memory and are
 // read back from the file; the last piece is not a multiple of the O_DIRECT alignment.
 func TestSpoolDirectReadBack(t *testing.T) {
-	s := openStore(t)
-	bw, err := s.newLayerBlobWriter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bw.Abort()
-	sp := newSpool(bw)
-	defer sp.close()
-	data := make([]byte, (spoolKeep+5)*directChunk+1234)
-	for i := range data {
-		data[i] = byte(i*7 + i>>12)
-	}
+	s, bw, sp := newLayerSpool(t)
+	data := patterned((spoolKeep+5)*directChunk+1234, 7, 12)
 	n, err := sp.fill(context.Background(), iotest.HalfReader(bytes.NewReader(data)))
 	if err != nil || n != int64(len(data)) {
 		t.Fatalf("fill = %d, %v", n, err)
@@ -273,18 +263,8 @@ func TestSpoolDirectReadBack(t *testing.T) {
 // TestSpoolSlowReader has the reader fall far behind while the writer runs, so pieces are
 // dropped and read back while both work.
 func TestSpoolSlowReader(t *testing.T) {
-	s := openStore(t)
-	bw, err := s.newLayerBlobWriter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bw.Abort()
-	sp := newSpool(bw)
-	defer sp.close()
-	data := make([]byte, (2*spoolKeep+3)*directChunk+77)
-	for i := range data {
-		data[i] = byte(i*13 + i>>14)
-	}
+	_, bw, sp := newLayerSpool(t)
+	data := patterned((2*spoolKeep+3)*directChunk+77, 13, 14)
 	got := make(chan []byte, 1)
 	go func() {
 		var out bytes.Buffer
@@ -311,4 +291,28 @@ func TestSpoolSlowReader(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, data) {
 		t.Fatalf("reader got %d bytes, want %d (or different content)", len(b), len(data))
 	}
+}
+
+// newLayerSpool is a spool over a fresh layer blob writer (O_DIRECT where the file system
+// allows it), both released when the test ends.
+func newLayerSpool(t *testing.T) (*Store, *blobWriter, *spool) {
+	t.Helper()
+	s := openStore(t)
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bw.Abort)
+	sp := newSpool(bw)
+	t.Cleanup(sp.close)
+	return s, bw, sp
+}
+
+// patterned is n bytes that do not repeat with any chunk size the spool uses.
+func patterned(n, mul, shift int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*mul + i>>shift)
+	}
+	return b
 }
