@@ -55,14 +55,19 @@ func TestE2ESharingContainerFlags(t *testing.T) {
 	})
 	e.mustBerth("container", "run", "-d", "--name", "sh-src", "-v", "shvol:/data", "bb:latest",
 		"sh", "-c", "echo from-src > /data/f; exec sleep 300")
-	e.eventually(10*time.Second, func() string {
+	// Running, its file written and its shell replaced by sleep (what --pid sees below).
+	e.eventually(20*time.Second, func() string {
 		if e.morePid("sh-src") == 0 {
 			return "sh-src is not running"
+		}
+		out, _ := e.berth("container", "exec", "sh-src", "sh", "-c", "cat /data/f; cat /proc/1/comm")
+		if out != "from-src\nsleep\n" {
+			return fmt.Sprintf("sh-src not ready: %q", out)
 		}
 		return ""
 	})
 	out := e.mustBerth("container", "run", "--rm", "--volumes-from", "sh-src:ro", "bb:latest",
-		"sh", "-c", "sleep 0.2; cat /data/f; touch /data/x 2>/dev/null || echo ro")
+		"sh", "-c", "cat /data/f; touch /data/x 2>/dev/null || echo ro")
 	if out != "from-src\nro\n" {
 		t.Errorf("--volumes-from sh-src:ro: %q", out)
 	}
