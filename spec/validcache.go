@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 )
@@ -20,9 +21,28 @@ type ValidationCache interface {
 	MarkValidated(key string)
 }
 
-// validationKeyVersion changes whenever what the key covers or the validation changes (a new
-// compose-go release), so that older entries are never trusted.
-const validationKeyVersion = "berth-compose-validated-1 compose-go v2.16.2"
+// validationKeyVersion changes whenever what the key covers changes; the compose-go version
+// built into the binary (composeGoVersion) is part of the key too, so a new release of the
+// validator never trusts entries made by an older one.
+const validationKeyVersion = "berth-compose-validated-1"
+
+// composeGoVersion is the version of compose-go this binary was built with ("" when the build
+// carries no module information, e.g. in some test binaries).
+func composeGoVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, m := range bi.Deps {
+		if m.Path == "github.com/compose-spec/compose-go/v2" {
+			if m.Replace != nil {
+				return m.Replace.Path + "@" + m.Replace.Version
+			}
+			return m.Version
+		}
+	}
+	return ""
+}
 
 // validationKey hashes everything validation depends on: the compose files' contents, the
 // project directory and name, and the environment after .env files were merged. It returns ""
@@ -30,7 +50,7 @@ const validationKeyVersion = "berth-compose-validated-1 compose-go v2.16.2"
 // whose contents the key would not cover.
 func validationKey(r *resolved) string {
 	h := sha256.New()
-	h.Write([]byte(validationKeyVersion + "\x00" + r.dir + "\x00" + r.name + "\x00"))
+	h.Write([]byte(validationKeyVersion + "\x00" + composeGoVersion() + "\x00" + r.dir + "\x00" + r.name + "\x00"))
 	for _, f := range r.files {
 		if f == "-" {
 			return ""
