@@ -235,16 +235,13 @@ func (r *Runtime) lockNames() (func(), error) {
 
 // configs reads every container's config.
 func (r *Runtime) configs() ([]ContainerConfig, error) {
-	ents, err := os.ReadDir(r.root)
+	dirs, err := r.containerDirs()
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, err
 	}
 	var out []ContainerConfig
-	for _, e := range ents {
-		if !e.IsDir() || !validID(e.Name()) {
-			continue
-		}
-		c, err := r.config(e.Name())
+	for _, id := range dirs {
+		c, err := r.config(id)
 		if err != nil {
 			continue // being created or removed
 		}
@@ -256,16 +253,28 @@ func (r *Runtime) configs() ([]ContainerConfig, error) {
 // IDs returns the IDs of every container the runtime knows (those with a config), without
 // reading their configs or states: the cheap listing for callers that need only identities.
 func (r *Runtime) IDs(ctx context.Context) ([]string, error) {
+	dirs, err := r.containerDirs()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range dirs {
+		if _, err := os.Stat(filepath.Join(r.dir(id), "config.json")); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// containerDirs returns the names of the container directories under the root.
+func (r *Runtime) containerDirs() ([]string, error) {
 	ents, err := os.ReadDir(r.root)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() || !validID(e.Name()) {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(r.dir(e.Name()), "config.json")); err == nil {
+		if e.IsDir() && validID(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}

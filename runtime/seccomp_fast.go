@@ -39,7 +39,6 @@ const (
 	seccompArg       = "__seccomp"
 	seccompExportArg = "__seccomp-export"
 	seccompFile      = "seccomp.bpf" // in the container's directory
-	maxFilterLen     = monitor.MaxFilterLen
 )
 
 var (
@@ -153,11 +152,8 @@ func seccompFlags(sc *configs.Seccomp) (uint32, bool) {
 	return f, true
 }
 
-// A stored program is a header record (seccomp(2) flags, magic) and the BPF instructions, all
-// as 8-byte little-endian records (monitor.ValidProgram).
-const programMagic = monitor.ProgramMagic
-
-func validProgram(b []byte) bool { return monitor.ValidProgram(b) }
+// A stored program is a header record (seccomp(2) flags, monitor.ProgramMagic) and the BPF
+// instructions, all as 8-byte little-endian records; monitor.ValidProgram checks one.
 
 // exportSeccomp compiles the profile (JSON of configs.Seccomp) in a helper process exactly as
 // libcontainer does, installing it on one of the helper's threads, and reads the installed
@@ -220,7 +216,7 @@ func exportSeccomp(shim string, profile []byte, flags uint32) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp export: get filter: %w", err)
 	}
-	if n == 0 || n > maxFilterLen {
+	if n == 0 || n > monitor.MaxFilterLen {
 		return nil, fmt.Errorf("seccomp export: filter of %d instructions", n)
 	}
 	filter := make([]unix.SockFilter, n)
@@ -231,14 +227,14 @@ func exportSeccomp(shim string, profile []byte, flags uint32) ([]byte, error) {
 	}
 	out := make([]byte, 0, 8*n+8)
 	out = binary.LittleEndian.AppendUint32(out, flags)
-	out = binary.LittleEndian.AppendUint32(out, programMagic)
+	out = binary.LittleEndian.AppendUint32(out, monitor.ProgramMagic)
 	for _, f := range filter {
 		out = binary.LittleEndian.AppendUint16(out, f.Code)
 		out = append(out, f.Jt, f.Jf)
 		out = binary.LittleEndian.AppendUint32(out, f.K)
 	}
 	// The exported program must also be one the kernel would load again.
-	if !validProgram(out) {
+	if !monitor.ValidProgram(out) {
 		return nil, fmt.Errorf("seccomp export: invalid program")
 	}
 	return out, nil
@@ -286,7 +282,7 @@ func runSeccompExport() int {
 // reaper), cwd its working directory; both decide whether the command can be found.
 func (r *Runtime) fastSeccompArgs(id string, args []string, cmd, cwd string, env []string, fsys *ContainerFS) ([]string, *os.File, error) {
 	prog, err := os.ReadFile(filepath.Join(r.dir(id), seccompFile))
-	if err != nil || !validProgram(prog) || len(prog) > 60000 {
+	if err != nil || !monitor.ValidProgram(prog) || len(prog) > 60000 {
 		return nil, nil, errNoSeccompProgram
 	}
 	if strings.Contains(cmd, "/") && !path.IsAbs(cmd) {
