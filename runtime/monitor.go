@@ -107,6 +107,9 @@ func (r *Runtime) startContainer(id, mode string) (started, error) {
 		_ = old.Signal(unix.SIGKILL)
 		_ = old.Destroy()
 	}
+	// A new process is not frozen: a marker left by a Pause of the old one would only make
+	// Inspect ask the freezer for nothing.
+	_ = os.Remove(r.pausedPath(id))
 	u, err := resolveUser(c.Rootfs, c.User, c.GroupAdd)
 	if err != nil {
 		return started{}, err
