@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/planner"
 	"github.com/berth-dev/berth/spec"
@@ -836,14 +837,17 @@ func (x *exec) removeContainerVolumes(ctx context.Context, id string, volumes bo
 	default:
 		return fmt.Errorf("inspect %s: %w", id, err)
 	}
+	t0 := time.Now()
 	if err := c.Runtime.Remove(ctx, id, true); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove container: %w", err)
 	}
+	t1 := time.Now()
 	if c.Sandboxes != nil {
 		if err := c.Sandboxes.Remove(ctx, id, networks); err != nil {
 			return fmt.Errorf("remove network namespace: %w", err)
 		}
 	}
+	t2 := time.Now()
 	if c.Layers != nil {
 		if err := c.Layers.Unmount(ctx, id); err != nil {
 			return fmt.Errorf("unmount rootfs: %w", err)
@@ -852,6 +856,7 @@ func (x *exec) removeContainerVolumes(ctx context.Context, id string, volumes bo
 			return fmt.Errorf("remove writable layer: %w", err)
 		}
 	}
+	x.e.log.Debug("removed container", "id", id[:min(12, len(id))], "runtime", t1.Sub(t0), "sandbox", t2.Sub(t1), "rootfs", time.Since(t2))
 	if volumes && c.Volumes != nil && info.Labels[LabelAnonVolumes] != "" {
 		for _, v := range strings.Split(info.Labels[LabelAnonVolumes], ",") {
 			if err := c.Volumes.Remove(ctx, v); err != nil && !errors.Is(err, ErrNotFound) {

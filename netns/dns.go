@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,7 @@ func RunDNS(ctx context.Context, args []string) error {
 	fds := fl.Bool("fds", false, "serve the sockets on fds 3 (udp) and 4 (tcp)")
 	listen := fl.String("listen", "", "address to listen on")
 	fl.String("network", "", "network name (informational)")
+	pidFile := fl.String("pid-file", "", "write the server's PID here once it runs")
 	timeout := fl.Duration("upstream-timeout", 1500*time.Millisecond, "per-upstream timeout")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -67,6 +69,13 @@ func RunDNS(ctx context.Context, args []string) error {
 		}
 	default:
 		return fmt.Errorf("dns: --fds or --listen is required: %w", ErrInvalid)
+	}
+	if *pidFile != "" {
+		// Written by the server itself, so that it is known by its PID file even when the
+		// berth that started it was killed before it could write the file.
+		if err := writeFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), false); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
 	}
 	s := &dnsServer{records: *records, resolv: *resolv, self: *self, timeout: *timeout}
 	return s.serve(ctx, pc, ln)

@@ -79,19 +79,26 @@ func (m *Manager) ensureDNS(ctx context.Context, n *Network) error {
 		return nil
 	}
 	records := m.ipamPath(n.Name)
-	for _, pid := range m.findDNSProcesses(records) {
-		killWait(pid)
-	}
 	addr := net.JoinHostPort(n.Gateway, "53")
-	pc, err := net.ListenPacket("udp4", addr)
+	pc, ln, err := listenDNS(addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Most likely a server of this network that lost its PID file (its berth was killed
+		// before the server wrote it, or the run root was cleaned): find it by its command line,
+		// which costs a scan of /proc, and take its place.
+		for _, pid := range m.findDNSProcesses(records) {
+			killWait(pid)
+		}
+		// The kernel frees a killed process's sockets a moment after it has exited.
+		pc, ln, err = listenDNS(addr)
+		for i := 0; i < 500 && errors.Is(err, syscall.EADDRINUSE); i++ {
+			time.Sleep(time.Millisecond)
+			pc, ln, err = listenDNS(addr)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("DNS server for %q on %s/udp: %w", n.Name, addr, err)
+		return fmt.Errorf("DNS server for %q: %w", n.Name, err)
 	}
 	defer pc.Close()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		return fmt.Errorf("DNS server for %q on %s/tcp: %w", n.Name, addr, err)
-	}
 	defer ln.Close()
 	uf, err := pc.(*net.UDPConn).File()
 	if err != nil {
@@ -109,8 +116,10 @@ func (m *Manager) ensureDNS(ctx context.Context, n *Network) error {
 		return fmt.Errorf("DNS server log: %w", err)
 	}
 	defer logf.Close()
+	pidPath := m.dnsPidPath(n.Name)
+	os.Remove(pidPath)
 	args := append(append([]string{}, m.cfg.DNSBinary[1:]...),
-		"--network", n.Name, "--records", records, "--self", n.Gateway, "--fds")
+		"--network", n.Name, "--records", records, "--self", n.Gateway, "--pid-file", pidPath, "--fds")
 	cmd := exec.Command(m.cfg.DNSBinary[0], args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -122,25 +131,42 @@ func (m *Manager) ensureDNS(ctx context.Context, n *Network) error {
 	}
 	// Reap it if it dies while this process lives; after this process exits init does.
 	go cmd.Wait()
-	// Start returns while the kernel may still be setting up the new program: until then
-	// /proc/PID/cmdline is empty and stopDNS and dnsPID, which know servers by it, would miss
-	// this one (a quick RemoveNetwork left it holding gateway:53). Wait until it shows.
-	for i := 0; i < 500 && !m.isDNSProcess(cmd.Process.Pid, records); i++ {
+	// The server writes its PID file once it runs (its command line, by which dnsPID checks
+	// it, is set by then). Wait for that, so that a quick RemoveNetwork finds it.
+	for i := 0; i < 1000 && m.dnsPID(n.Name) != cmd.Process.Pid; i++ {
 		time.Sleep(time.Millisecond)
 	}
-	if err := os.WriteFile(m.dnsPidPath(n.Name), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if m.dnsPID(n.Name) != cmd.Process.Pid {
 		killWait(cmd.Process.Pid)
-		return fmt.Errorf("DNS server pid file: %w", err)
+		return fmt.Errorf("DNS server for %q did not start (see %s)", n.Name, logf.Name())
 	}
 	return nil
 }
 
+// listenDNS binds the DNS server's UDP socket and TCP listener on addr.
+func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s/udp: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("%s/tcp: %w", addr, err)
+	}
+	return pc, ln, nil
+}
+
 // stopDNS stops the network's DNS server(s); none is not an error.
 func (m *Manager) stopDNS(network string) error {
-	records := m.ipamPath(network)
-	pids := m.findDNSProcesses(records)
-	for _, pid := range pids {
+	// A server writes its own PID file before it serves, so one is missing only for a server
+	// that never got that far or a run root that was cleaned: then scan /proc.
+	if pid := m.dnsPID(network); pid != 0 {
 		killWait(pid)
+	} else {
+		for _, pid := range m.findDNSProcesses(m.ipamPath(network)) {
+			killWait(pid)
+		}
 	}
 	if err := os.Remove(m.dnsPidPath(network)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove DNS pid file: %w", err)

@@ -715,6 +715,25 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("DNS after respawn: %v", ips)
 	}
 
+	// The PID file is lost while the server runs (a cleaned run root): the server still holds
+	// gateway:53, so EnsureNetwork finds it by its command line and replaces it.
+	orphan := m.dnsPID(n.Name)
+	if err := os.Remove(m.dnsPidPath(n.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.EnsureNetwork(ctx, NetworkConfig{Name: "crash"}); err != nil {
+		t.Fatalf("EnsureNetwork with an orphaned DNS server: %v", err)
+	}
+	if np := m.dnsPID(n.Name); np == 0 || np == orphan {
+		t.Fatalf("orphaned DNS server not replaced: old %d new %d", orphan, np)
+	}
+	if m.isDNSProcess(orphan, m.ipamPath(n.Name)) {
+		t.Fatalf("orphaned DNS server %d still runs", orphan)
+	}
+	if ips, _ := lookup(t, "", n.Gateway, "k"); len(ips) != 1 || ips[0] != e.IP {
+		t.Fatalf("DNS after replacing the orphan: %v", ips)
+	}
+
 	// The container's namespace vanished without RemoveSandbox (berth killed, container gone):
 	// removing the network sweeps its endpoint, port rules go with the next sweep.
 	if err := unix.Unmount(m.SandboxPath("k1"), unix.MNT_DETACH); err != nil {

@@ -406,6 +406,9 @@ func (m *Manager) removeNetwork(ctx context.Context, name string, force bool) er
 	if err := dropTableIfEmpty(); err != nil {
 		return err
 	}
+	if err := reapBridgePorts(bridge); err != nil {
+		return err
+	}
 	if err := deleteLink(bridge); err != nil {
 		return err
 	}
@@ -457,6 +460,44 @@ func (m *Manager) ensureBridge(n *Network) error {
 	if link.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(link); err != nil {
 			return fmt.Errorf("bring up %s: %w", n.Bridge, err)
+		}
+	}
+	return nil
+}
+
+// reapBridgePorts deletes the interfaces still enslaved to the bridge. Removed containers'
+// veth pairs are left to the kernel, which destroys them with the container's namespace a few
+// milliseconds later (see RemoveSandbox); they are given a moment to go, and any that stays (its
+// namespace still referenced by something) is deleted here, so no veth outlives its network.
+func reapBridgePorts(bridge string) error {
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return nil // no bridge, no ports
+	}
+	ports := func() ([]netlink.Link, error) {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return nil, fmt.Errorf("list ports of %s: %w", bridge, err)
+		}
+		var out []netlink.Link
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
+				out = append(out, l)
+			}
+		}
+		return out, nil
+	}
+	left, err := ports()
+	for wait := 0; err == nil && len(left) > 0 && wait < 250; wait += 10 {
+		time.Sleep(10 * time.Millisecond)
+		left, err = ports()
+	}
+	if err != nil {
+		return err
+	}
+	for _, l := range left {
+		if err := deleteLink(l.Attrs().Name); err != nil {
+			return err
 		}
 	}
 	return nil

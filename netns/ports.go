@@ -306,12 +306,14 @@ func (m *Manager) Publish(ctx context.Context, containerID string, ports []PortM
 			c.AddRule(&nftables.Rule{Table: ch.table, Chain: chain, Exprs: dnatExprs(p), UserData: []byte(p.tag(m.portOwner(containerID)))})
 		}
 	}
-	if err := flush(c); err != nil {
-		return nil, fmt.Errorf("install port rules for %s: %w", shortID(containerID), err)
-	}
-	// A hint for the next Publish of this container, not worth an fsync on the start path.
+	// Written before the rules go in: the file is both a hint for the next Publish of this
+	// container (not worth an fsync on the start path) and the mark Unpublish looks for, so a
+	// container with rules always has it.
 	if err := writeJSONNoSync(m.portsPath(containerID), out); err != nil {
 		return nil, err
+	}
+	if err := flush(c); err != nil {
+		return nil, fmt.Errorf("install port rules for %s: %w", shortID(containerID), err)
 	}
 	return out, nil
 }
@@ -374,6 +376,12 @@ func (m *Manager) randomPort(p PortMapping, before []PortMapping, free func(Port
 // Unpublish removes the container's port rules; it keeps the record of the ports so that a
 // restart gets the same random ports back. None is not an error.
 func (m *Manager) Unpublish(ctx context.Context, containerID string) error {
+	// A container that never published a port has no ports file (Publish writes it before it
+	// installs rules): nothing to delete, and no need to take the ports lock and read the
+	// whole rule set, which parallel removals would otherwise queue for.
+	if _, err := os.Stat(m.portsPath(containerID)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	l, err := m.portsLock()
 	if err != nil {
 		return err

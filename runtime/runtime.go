@@ -172,32 +172,20 @@ func (r *Runtime) Create(ctx context.Context, c ContainerConfig) error {
 	if c.Created.IsZero() {
 		c.Created = time.Now().UTC()
 	}
-	unlock, err := r.lockNames()
-	if err != nil {
-		return err
+	if !validName(c.Name) {
+		return fmt.Errorf("create: %q is not a valid container name (letters, digits, '_', '.' and '-', starting with a letter or digit): %w", c.Name, ErrInvalid)
 	}
-	defer unlock()
 	dir := r.dir(c.ID)
-	if _, err := os.Stat(dir); err == nil {
-		return fmt.Errorf("create %s: %w", c.ID, ErrExists)
-	}
-	all, err := r.configs()
+	created, err := r.reserve(c.Name, c.ID)
 	if err != nil {
 		return err
-	}
-	for _, o := range all {
-		if o.Name == c.Name {
-			return fmt.Errorf("create: name %q is used by %s: %w", c.Name, o.ID[:12], ErrNameConflict)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o710); err != nil {
-		return fmt.Errorf("create %s: %w", c.Name, err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			os.RemoveAll(dir)
+			r.unreserve(c.Name, c.ID)
 		}
+		created()
 	}()
 	warn := func(msg string) { r.log.Warn(msg, "container", c.Name) }
 	lc, err := r.libctConfig(&c, dir, warn)
@@ -310,12 +298,15 @@ func (r *Runtime) Resolve(ctx context.Context, ref string) (string, error) {
 			return ref, nil
 		}
 	}
+	if owner, ok := r.nameOwner(trimName(ref)); ok && owner != "" {
+		return owner, nil
+	}
 	all, err := r.configs()
 	if err != nil {
 		return "", err
 	}
 	for _, c := range all {
-		if c.Name == ref || c.Name == strings.TrimPrefix(ref, "/") {
+		if c.Name == ref || c.Name == trimName(ref) {
 			return c.ID, nil
 		}
 	}
@@ -336,6 +327,9 @@ func (r *Runtime) Resolve(ctx context.Context, ref string) (string, error) {
 
 // NameTaken reports whether a container has the name.
 func (r *Runtime) NameTaken(ctx context.Context, name string) (bool, error) {
+	if owner, ok := r.nameOwner(name); ok {
+		return owner != "", nil
+	}
 	all, err := r.configs()
 	if err != nil {
 		return false, err
@@ -355,21 +349,27 @@ func (r *Runtime) Rename(ctx context.Context, id, name string) error {
 		return err
 	}
 	defer unlock()
-	all, err := r.configs()
-	if err != nil {
-		return err
-	}
-	for _, o := range all {
-		if o.Name == name && o.ID != id {
-			return fmt.Errorf("rename: %q is used by %s: %w", name, o.ID[:12], ErrNameConflict)
-		}
+	if !validName(name) {
+		return fmt.Errorf("rename: %q is not a valid container name (letters, digits, '_', '.' and '-', starting with a letter or digit): %w", name, ErrInvalid)
 	}
 	c, err := r.config(id)
 	if err != nil {
 		return err
 	}
+	if c.Name == name {
+		return nil
+	}
+	if err := r.claimName(name, id); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	old := c.Name
 	c.Name = name
-	return writeJSON(filepath.Join(r.dir(id), "config.json"), c)
+	if err := writeJSON(filepath.Join(r.dir(id), "config.json"), c); err != nil {
+		r.releaseName(name, id)
+		return err
+	}
+	r.releaseName(old, id)
+	return nil
 }
 
 // monitorAlive reports whether the container's monitor holds its lock.
@@ -462,21 +462,49 @@ func (r *Runtime) Get(ctx context.Context, id string) (Container, error) {
 
 // List returns every container, oldest first.
 func (r *Runtime) List(ctx context.Context) ([]Container, error) {
-	all, err := r.configs()
+	dirs, err := r.containerDirs()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Container, 0, len(all))
-	for _, c := range all {
-		st, err := r.Inspect(ctx, c.ID)
-		if err != nil {
-			continue
+	// Reading a container is a handful of small reads and a lock probe: cheap each, but with
+	// many containers the syscalls dominate, so a few readers share the directories.
+	found := make([]*Container, len(dirs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < min(listReaders, len(dirs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := r.config(dirs[i])
+				if err != nil {
+					continue // being created or removed
+				}
+				st, err := r.Inspect(ctx, c.ID)
+				if err != nil {
+					continue
+				}
+				found[i] = &Container{Config: c, State: st}
+			}
+		}()
+	}
+	for i := range dirs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out := make([]Container, 0, len(dirs))
+	for _, c := range found {
+		if c != nil {
+			out = append(out, *c)
 		}
-		out = append(out, Container{Config: c, State: st})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.Before(out[j].Config.Created) })
 	return out, nil
 }
+
+// listReaders bounds the goroutines List reads containers with.
+const listReaders = 8
 
 // Stop sends the stop signal and, after timeout (the container's StopTimeout, or 10s, when
 // timeout < 0), SIGKILL; it returns once the container has exited. Stopping a stopped
@@ -664,6 +692,12 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if c.Name != "" {
+		if unlock, err := r.lockNames(); err == nil {
+			r.releaseName(c.Name, id)
+			unlock()
+		}
 	}
 	return nil
 }
