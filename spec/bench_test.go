@@ -52,3 +52,36 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoad100 is the load a no-op `berth up` of 100 services pays: "uncached" with a warm
+// validation cache (as cmd wires it, so schema validation is skipped), "cached" with the load
+// cache too, from a cache directory on disk.
+func BenchmarkLoad100(b *testing.B) {
+	f := writeBigProject(b, 100)
+	ctx := context.Background()
+	validated := DirValidationCache{Dir: filepath.Join(b.TempDir(), "validated")}
+	loaded := DirLoadCache{Dir: filepath.Join(b.TempDir(), "loaded")}
+	for _, bc := range []struct {
+		name string
+		opt  Options
+	}{
+		{"uncached", Options{Files: []string{f}, Environ: []string{}, Validated: validated}},
+		{"cached", Options{Files: []string{f}, Environ: []string{}, Validated: validated, Loaded: loaded}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if _, err := Load(ctx, bc.opt); err != nil { // warm the caches
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := Load(ctx, bc.opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(p.Services) != 100 {
+					b.Fatalf("%d services", len(p.Services))
+				}
+			}
+		})
+	}
+}

@@ -29,6 +29,9 @@ type Options struct {
 	// Validated, when set, lets a load skip schema validation of inputs that passed it
 	// before (see ValidationCache).
 	Validated ValidationCache
+	// Loaded, when set, lets Load return the project loaded before from the same inputs
+	// without running compose-go (see LoadCache).
+	Loaded LoadCache
 }
 
 // defaultFileNames are the compose file names looked for, in order of preference, in the
@@ -62,11 +65,27 @@ type resolved struct {
 // into berth's model. Every user error is a *Error (errors.Is ErrInvalid, or ErrNotFound when
 // no compose file exists).
 func Load(ctx context.Context, opt Options) (*Project, error) {
-	cp, err := loadCompose(ctx, opt, false)
+	r, err := resolveOptions(opt)
 	if err != nil {
 		return nil, err
 	}
-	return convertProject(cp)
+	if err := precheckFiles(r.files); err != nil {
+		return nil, err
+	}
+	// deps, when not nil, notes the files the load reads besides the compose files.
+	load := func(deps *depRecorder) (*Project, error) {
+		cp, err := loadResolved(ctx, opt, r, false, deps)
+		if err != nil {
+			return nil, err
+		}
+		return convertProject(cp)
+	}
+	if opt.Loaded != nil {
+		return loadCached(opt, r, load)
+	}
+	loadLog.RLock()
+	defer loadLog.RUnlock()
+	return load(nil)
 }
 
 // loadCompose runs compose-go and berth's own checks. With discardEnvFiles, env_file entries
@@ -79,11 +98,21 @@ func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types
 	if err := precheckFiles(r.files); err != nil {
 		return nil, err
 	}
+	loadLog.RLock()
+	defer loadLog.RUnlock()
+	return loadResolved(ctx, opt, r, discardEnvFiles, nil)
+}
+
+// loadResolved is loadCompose once the options are resolved. When deps is not nil, it notes
+// the files read besides the compose files (env_file, label_file) before they are read.
+func loadResolved(ctx context.Context, opt Options, r *resolved, discardEnvFiles bool, deps *depRecorder) (*types.Project, error) {
 	fns := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(r.dir),
 		cli.WithEnv(r.env.Values()),
 		cli.WithProfiles(r.profiles),
 		cli.WithoutEnvironmentResolution,
+		// label_file is resolved below, after the files read are noted for the load cache.
+		cli.WithoutLabelsResolution,
 		// compose-go's consistency check has a cycle search that is cubic (or worse) in the
 		// number of services; checkConsistency does the same checks in linear time.
 		cli.WithConsistency(false),
@@ -111,6 +140,13 @@ func loadCompose(ctx context.Context, opt Options, discardEnvFiles bool) (*types
 	}
 	if key != "" {
 		opt.Validated.MarkValidated(key)
+	}
+	if deps != nil {
+		deps.record(cp)
+	}
+	// As compose-go's loader does last when it resolves labels itself.
+	if cp, err = cp.WithServicesLabelsResolved(false); err != nil {
+		return nil, translate(err, r.files)
 	}
 	if err := checkConsistency(cp, r.files); err != nil {
 		return nil, err

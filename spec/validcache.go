@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -46,8 +45,9 @@ func composeGoVersion() string {
 
 // validationKey hashes everything validation depends on: the compose files' contents, the
 // project directory and name, and the environment after .env files were merged. It returns ""
-// (do not cache) when a file cannot be read or may pull in other files (`include`, `extends`),
-// whose contents the key would not cover.
+// (do not cache) when a file cannot be read, is not a regular file (reading a pipe would
+// consume it), or may pull in other files (`include`, `extends`), whose contents the key would
+// not cover.
 func validationKey(r *resolved) string {
 	h := sha256.New()
 	h.Write([]byte(validationKeyVersion + "\x00" + composeGoVersion() + "\x00" + r.dir + "\x00" + r.name + "\x00"))
@@ -55,8 +55,8 @@ func validationKey(r *resolved) string {
 		if f == "-" {
 			return ""
 		}
-		b, err := os.ReadFile(f)
-		if err != nil || bytes.Contains(b, []byte("include")) || bytes.Contains(b, []byte("extends")) {
+		b, ok := readRegular(f)
+		if !ok || pullsInFiles(b) {
 			return ""
 		}
 		h.Write([]byte(f + "\x00" + strconv.Itoa(len(b)) + "\x00"))

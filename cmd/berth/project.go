@@ -20,10 +20,11 @@ func (a *app) specOptions() spec.Options {
 		EnvFiles:    a.opts.EnvFiles,
 		Profiles:    a.opts.Profiles,
 	}
-	// Remember validated inputs under the state root, but never create the root for it (a
-	// dry run or `config` on a machine without state leaves nothing behind).
+	// Remember validated inputs and loaded projects under the state root, but never create the
+	// root for it (a dry run or `config` on a machine without state leaves nothing behind).
 	if fi, err := os.Stat(a.opts.Root); err == nil && fi.IsDir() {
 		opt.Validated = spec.DirValidationCache{Dir: filepath.Join(a.opts.Root, "cache", "compose-validated")}
+		opt.Loaded = spec.DirLoadCache{Dir: filepath.Join(a.opts.Root, "cache", "compose-loaded")}
 	}
 	return opt
 }
