@@ -242,7 +242,9 @@ func (m *Manager) newRecord(nc NetworkConfig) (*Network, error) {
 
 // hostRoutes lists the IPv4 destinations routed on this machine (the default route excepted).
 func hostRoutes() ([]*net.IPNet, error) {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, 0)
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, 0)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list host routes: %w", err)
 	}
@@ -266,7 +268,7 @@ func hostAddrs(except string) ([]*net.IPNet, error) {
 	if l, err := netlink.LinkByName(except); err == nil {
 		skip = l.Attrs().Index
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
@@ -470,37 +472,37 @@ func (m *Manager) ensureBridge(n *Network) error {
 // milliseconds later (see RemoveSandbox); they are given a moment to go, and any that stays (its
 // namespace still referenced by something) is deleted here, so no veth outlives its network.
 func reapBridgePorts(bridge string) error {
-	br, err := netlink.LinkByName(bridge)
-	if err != nil {
-		return nil // no bridge, no ports
-	}
-	ports := func() ([]netlink.Link, error) {
-		links, err := netlink.LinkList()
-		if err != nil {
-			return nil, fmt.Errorf("list ports of %s: %w", bridge, err)
+	brif := filepath.Join("/sys/class/net", bridge, "brif")
+	ports := func() []string {
+		ents, _ := os.ReadDir(brif) // no bridge, no ports
+		names := make([]string, len(ents))
+		for i, e := range ents {
+			names[i] = e.Name()
 		}
-		var out []netlink.Link
-		for _, l := range links {
-			if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" {
-				out = append(out, l)
-			}
-		}
-		return out, nil
+		return names
 	}
-	left, err := ports()
-	for wait := 0; err == nil && len(left) > 0 && wait < 250; wait += 10 {
+	left := ports()
+	for wait := 0; len(left) > 0 && wait < 250; wait += 10 {
 		time.Sleep(10 * time.Millisecond)
-		left, err = ports()
+		left = ports()
 	}
-	if err != nil {
-		return err
-	}
-	for _, l := range left {
-		if err := deleteLink(l.Attrs().Name); err != nil {
+	for _, name := range left {
+		if err := deleteLink(name); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// retryDump runs a host-wide netlink dump again when the kernel reports that it was
+// interrupted by a concurrent change (other containers starting or stopping), in which case its
+// result may be incomplete.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	v, err := dump()
+	for i := 0; i < 10 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		v, err = dump()
+	}
+	return v, err
 }
 
 // deleteLink deletes an interface; a missing one is not an error.

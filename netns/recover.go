@@ -48,13 +48,18 @@ func (m *Manager) recoverLocked() error {
 	var errs []error
 	// Bridges of networks that lost their record (removal interrupted after the record went
 	// cannot happen: the record goes last; but a record can be deleted by hand).
-	links, err := netlink.LinkList()
+	// Names from sysfs: a netlink dump of every link costs far more with hundreds of veths
+	// around, and only this root's bridge names are of interest.
+	ifaces, err := os.ReadDir("/sys/class/net")
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
-	for _, link := range links {
-		name := link.Attrs().Name
-		if link.Type() == "bridge" && strings.HasPrefix(name, bridgePrefix+m.rootID[:4]) && len(name) == 15 && !bridges[name] {
+	for _, e := range ifaces {
+		name := e.Name()
+		if !strings.HasPrefix(name, bridgePrefix+m.rootID[:4]) || len(name) != 15 || bridges[name] {
+			continue
+		}
+		if link, err := netlink.LinkByName(name); err == nil && link.Type() == "bridge" {
 			errs = append(errs, deleteLink(name))
 		}
 	}
