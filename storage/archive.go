@@ -90,30 +90,42 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format Sav
 		_, err := tw.Write(b)
 		return err
 	}
-	addBlob := func(digest string) error {
+	// addBlob adds the blob digest: stored, or (layers: chain set) rebuilt from the layer's
+	// tree, size bytes, verified while it is written.
+	addBlob := func(digest string, size int64, chain string) error {
 		name := "blobs/sha256/" + strings.TrimPrefix(digest, "sha256:")
 		if written[name] {
 			return nil
 		}
-		p, err := s.BlobPath(digest)
-		if err != nil {
-			return err
+		var rc io.ReadCloser
+		var err error
+		if chain != "" {
+			rc, err = s.openLayerBlob(digest, size, chain)
+		} else {
+			var p string
+			if p, err = s.BlobPath(digest); err == nil {
+				rc, err = os.Open(p)
+			}
 		}
-		f, err := os.Open(p)
 		if err != nil {
 			return fmt.Errorf("save: blob %s: %w", digest, err)
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
+		defer rc.Close()
+		if f, ok := rc.(*os.File); ok {
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			size = fi.Size()
 		}
 		written[name] = true
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: fi.Size(), ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
-		_, err = io.Copy(tw, f)
-		return err
+		if _, err := io.Copy(tw, rc); err != nil {
+			return fmt.Errorf("save: blob %s: %w", digest, err)
+		}
+		return nil
 	}
 	if err := addDir("blobs/"); err != nil {
 		return err
@@ -138,16 +150,19 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string, format Sav
 			return err
 		}
 		dm := dockerManifestEntry{Config: "blobs/sha256/" + strings.TrimPrefix(it.img.ID, "sha256:")}
-		for _, l := range m.Layers {
-			if err := addBlob(l.Digest.String()); err != nil {
+		if len(m.Layers) != len(it.img.ChainIDs) {
+			return fmt.Errorf("save: image %s: the manifest has %d layers, the config %d: %w", shortID(it.img.ID), len(m.Layers), len(it.img.ChainIDs), ErrInvalidFormat)
+		}
+		for i, l := range m.Layers {
+			if err := addBlob(l.Digest.String(), l.Size, it.img.ChainIDs[i]); err != nil {
 				return err
 			}
 			dm.Layers = append(dm.Layers, "blobs/sha256/"+l.Digest.Hex)
 		}
-		if err := addBlob(it.img.ID); err != nil {
+		if err := addBlob(it.img.ID, 0, ""); err != nil {
 			return err
 		}
-		if err := addBlob(it.img.ManifestDigest); err != nil {
+		if err := addBlob(it.img.ManifestDigest, 0, ""); err != nil {
 			return err
 		}
 		mh, _ := v1.NewHash(it.img.ManifestDigest)
@@ -390,7 +405,7 @@ func (s *Store) loadArchive(ctx context.Context, ar archive, opt LoadOptions) ([
 		paths := dm.Layers
 		id, err := s.ingest(ctx, imageSource{config: cb, layers: layers, open: func(ctx context.Context, i int) (io.ReadCloser, error) {
 			return ar.open(paths[i])
-		}}, ingestOptions{refs: refs, progress: opt.Progress})
+		}}, ingestOptions{refs: refs, progress: opt.Progress, unpack: true})
 		if err != nil {
 			return nil, err
 		}
@@ -524,5 +539,5 @@ func (s *Store) loadOCIManifest(ctx context.Context, ar archive, d v1.Descriptor
 	return s.ingest(ctx, imageSource{manifest: mb, config: cb, layers: m.Layers, open: func(ctx context.Context, i int) (io.ReadCloser, error) {
 		n, _ := blobName(m.Layers[i].Digest)
 		return ar.open(n)
-	}}, ingestOptions{refs: refs, progress: opt.Progress})
+	}}, ingestOptions{refs: refs, progress: opt.Progress, unpack: true})
 }

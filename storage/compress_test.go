@@ -50,7 +50,7 @@ func TestIngestZstdAndGzipLayers(t *testing.T) {
 		open: func(_ context.Context, i int) (io.ReadCloser, error) {
 			return nopCloser(bytes.NewReader(blobs[i])), nil
 		},
-	}, ingestOptions{})
+	}, ingestOptions{unpack: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,7 +205,7 @@ func TestDistributionPushPull(t *testing.T) {
 
 	// berth pulls it back into an empty store: same image ID, manifest, layers and files.
 	dst := openStore(t)
-	got, err := dst.Pull(ctx, ref, PullOptions{RegistryOptions: auth})
+	got, err := dst.Pull(ctx, ref, PullOptions{RegistryOptions: auth, Unpack: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ type extractOptions struct {
 	// wait), so that the disk works while the layer is unpacked and the sync before the layer
 	// is committed finds little left to do.
 	Writeback bool
+	// Split, when set, records what the tree does not keep (headers, padding) as tar-split
+	// entries while unpacking, so that the tar can be rebuilt from the tree (see splitRecorder).
+	Split *splitRecorder
 }
 
 // extractLayer unpacks an uncompressed layer tar into dir (an existing, private, empty
@@ -50,6 +53,11 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 	// New files belong to 0:0 already when root creates them, unless a setgid directory
 	// passes its group on (directories made here are never setgid until the very end).
 	x.createdAsRoot = x.isRoot && os.Getegid() == 0 && unix.Fstat(rootfd, &rst) == nil && rst.Mode&unix.S_ISGID == 0
+	rec := opt.Split
+	if rec != nil {
+		rec.r = r
+		r = rec
+	}
 	tr := tar.NewReader(r)
 	var size int64
 	type dirMeta struct {
@@ -80,8 +88,19 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 		if hdr.Size < 0 || hdr.Size > opt.MaxEntrySize {
 			return 0, fmt.Errorf("layer entry %q declares %d bytes (limit %d): %w", hdr.Name, hdr.Size, opt.MaxEntrySize, ErrUnsafeLayer)
 		}
+		// A regular file's content stays in the tree; tar-split records where it goes.
+		file := rec != nil && hdr.Size > 0 && (hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA) && !strings.HasPrefix(path.Base(name), ".wh.")
+		if file {
+			rec.beginFile(hdr)
+		}
 		if err := x.entry(tr, hdr, name); err != nil {
 			return 0, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+		if file {
+			rec.endFile(hdr)
+			if !x.isRoot && hdr.Mode&0o400 == 0 {
+				rec.fail("a file is not readable without root")
+			}
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			dirs = append(dirs, dirMeta{name, hdr})
@@ -101,8 +120,15 @@ func extractLayer(ctx context.Context, r io.Reader, dir string, opt extractOptio
 		var st unix.Stat_t
 		if unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			x.meta(pfd, base, -1, d.hdr, false)
+			if rec != nil && !x.isRoot && d.hdr.Mode&0o500 != 0o500 {
+				rec.fail("a directory is not searchable without root")
+			}
 		}
 		unix.Close(pfd)
+	}
+	if rec != nil && x.replaced {
+		// An earlier file (or a directory of them) is gone: its content cannot be read back.
+		rec.fail("an entry replaced an earlier file or directory")
 	}
 	return size, nil
 }
@@ -130,6 +156,7 @@ type extractor struct {
 	umask         uint32
 	buf           []byte
 	writeback     bool
+	replaced      bool // an entry removed a regular file or a directory unpacked before it
 }
 
 // processUmask reads the umask from /proc/self/status (reading it with umask(2) would change
@@ -217,7 +244,7 @@ func (x *extractor) entry(r io.Reader, hdr *tar.Header, name string) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
-			if err := removeAt(pfd, base); err != nil {
+			if err := x.remove(pfd, base); err != nil {
 				return err
 			}
 		}
@@ -273,7 +300,7 @@ func (x *extractor) regular(r io.Reader, hdr *tar.Header, pfd int, base string) 
 	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, createMode)
 	if errors.Is(err, unix.EEXIST) {
-		if err := removeAt(pfd, base); err != nil {
+		if err := x.remove(pfd, base); err != nil {
 			return err
 		}
 		fd, err = unix.Openat(pfd, base, flags, createMode)
@@ -384,7 +411,7 @@ func (x *extractor) whiteout(name string) error {
 	}
 	var st unix.Stat_t
 	if unix.Fstatat(pfd, target, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		if err := removeAt(pfd, target); err != nil {
+		if err := x.remove(pfd, target); err != nil {
 			return err
 		}
 	}
@@ -392,6 +419,18 @@ func (x *extractor) whiteout(name string) error {
 		return fmt.Errorf("whiteout %q: %w", name, err)
 	}
 	return nil
+}
+
+// remove removes name in directory pfd (see removeAt), noting when that takes away a regular
+// file or a directory (and so maybe content an earlier entry unpacked).
+func (x *extractor) remove(pfd int, name string) error {
+	var st unix.Stat_t
+	if unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if t := st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
+			x.replaced = true
+		}
+	}
+	return removeAt(pfd, name)
 }
 
 // removeAt removes name in directory dirfd, recursively and without following symlinks.

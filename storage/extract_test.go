@@ -282,7 +282,7 @@ func TestImportDigestMismatchLeavesNothing(t *testing.T) {
 	cf := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digestOf(data) + `"]},"config":{}}`)
 	h := mustHash(t, wrong)
 	_, err := s.ingest(ctx, imageSource{config: cf, layers: []v1Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Size: int64(len(data)), Digest: h}},
-		open: func(context.Context, int) (ioReadCloser, error) { return nopCloser(bytes.NewReader(data)), nil }}, ingestOptions{})
+		open: func(context.Context, int) (ioReadCloser, error) { return nopCloser(bytes.NewReader(data)), nil }}, ingestOptions{unpack: true})
 	if !errors.Is(err, ErrDigest) {
 		t.Fatalf("err = %v, want ErrDigest", err)
 	}
@@ -290,7 +290,7 @@ func TestImportDigestMismatchLeavesNothing(t *testing.T) {
 	// Diff ID mismatch (config lies about the content).
 	cf2 := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + wrong + `"]},"config":{}}`)
 	_, err = s.ingest(ctx, imageSource{config: cf2, layers: []v1Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Size: int64(len(data))}},
-		open: func(context.Context, int) (ioReadCloser, error) { return nopCloser(bytes.NewReader(data)), nil }}, ingestOptions{})
+		open: func(context.Context, int) (ioReadCloser, error) { return nopCloser(bytes.NewReader(data)), nil }}, ingestOptions{unpack: true})
 	if !errors.Is(err, ErrDigest) {
 		t.Fatalf("err = %v, want ErrDigest", err)
 	}

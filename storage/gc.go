@@ -242,6 +242,11 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		}
 		removeAllMaybeImmutable(tmp)
 	}
+	// Layer locks: nobody holds one (unpacking holds the ingest lock shared).
+	lkents, _ := os.ReadDir(filepath.Join(s.root, "locks"))
+	for _, e := range lkents {
+		os.Remove(filepath.Join(s.root, "locks", e.Name()))
+	}
 	// Short links whose layer is gone.
 	sents, _ := os.ReadDir(filepath.Join(s.root, "l"))
 	for _, e := range sents {

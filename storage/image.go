@@ -28,7 +28,7 @@ type Image struct {
 	Parent         string    // image ID this one was built or committed from, if known
 	ManifestDigest string    // digest of the stored manifest blob
 	Created        time.Time // from the config
-	Size           int64     // unpacked content size of all layers
+	Size           int64     // content size of all layers (a layer not unpacked yet counts with its blob's size)
 	Author         string
 	OS             string
 	Architecture   string
@@ -259,10 +259,19 @@ func (s *Store) loadImage(ix *index, id string) (Image, error) {
 		img.Layers = append(img.Layers, d.String())
 	}
 	img.ChainIDs = ChainIDs(img.Layers)
-	for _, c := range img.ChainIDs {
+	var man *v1.Manifest
+	for i, c := range img.ChainIDs {
 		var n int64
 		if m, err := s.readLayerMeta(c); err == nil {
 			n = m.Size
+		} else {
+			// Not unpacked yet (pulled): count its blob's size until it is.
+			if man == nil {
+				man, _ = s.readManifest(rec.Manifest)
+			}
+			if man != nil && i < len(man.Layers) {
+				n = man.Layers[i].Size
+			}
 		}
 		img.Size += n
 		img.LayerSizes = append(img.LayerSizes, n)

@@ -151,18 +151,7 @@ func (s *Store) Create(ctx context.Context, opt CreateOptions) (Image, error) {
 		created = time.Now().UTC()
 	}
 	if opt.Layer != nil {
-		r, done, err := decompress(opt.Layer)
-		if err != nil {
-			return Image{}, err
-		}
-		defer done()
-		bw, err := s.newLayerBlobWriter()
-		if err != nil {
-			return Image{}, err
-		}
-		defer bw.Abort()
-		// The blob of an uncompressed tar layer is its diff: bw's hash is the diff ID.
-		diff, _, err := s.unpack(ctx, r, bw, func(diff string) (string, string) {
+		desc, err := s.importLayer(ctx, opt.Layer, func(diff string) (string, string) {
 			chains := ChainIDs(append(append([]string{}, diffs...), diff))
 			parent := ""
 			if len(chains) > 1 {
@@ -173,15 +162,9 @@ func (s *Store) Create(ctx context.Context, opt CreateOptions) (Image, error) {
 		if err != nil {
 			return Image{}, fmt.Errorf("import layer: %w", err)
 		}
-		n := bw.n
-		blob, err := bw.Commit(diff)
-		if err != nil {
-			return Image{}, err
-		}
-		h, _ := v1.NewHash(blob)
-		layers = append(layers, v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: n, Digest: h})
-		dh, _ := v1.NewHash(diff)
-		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, dh)
+		layers = append(layers, desc)
+		// The digest of an uncompressed layer is its diff ID.
+		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, desc.Digest)
 	}
 	cf.RootFS.Type = "layers"
 	cf.Created = v1.Time{Time: created}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -36,11 +37,17 @@ type ingestOptions struct {
 	repoDigests []string // normalized name@digest
 	progress    func(Progress)
 	parallel    int
+	// unpack unpacks every layer now; otherwise (lazy) only the blobs are stored, verified
+	// against their digests, and each layer is unpacked (and its diff ID verified) the first
+	// time something needs its tree (unpackImage).
+	unpack bool
 }
 
-// ingest stores an image: every layer blob verified against its digest and unpacked (its diff
-// ID verified against the config), then config and manifest, then the index record. Layers
-// already present are neither fetched nor unpacked again. It returns the image ID.
+// ingest stores an image: every layer blob verified against its digest (and, with unpack, the
+// layer unpacked and its diff ID verified against the config), then config and manifest, then
+// the index record. Layers already present are not fetched again. With unpack, an
+// uncompressed layer is stored as its tree and tar-split, without its blob (see tarsplit.go),
+// and a compressed one as its blob and its tree. It returns the image ID.
 func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) (string, error) {
 	unlock, err := s.ingestLock(false)
 	if err != nil {
@@ -96,8 +103,8 @@ func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) 
 			if d.Digest.Hex == "" {
 				id = shortID(diffs[i])
 			}
-			if d.Digest.Hex != "" && s.hasBlob(d.Digest.String()) && s.hasLayer(chains[i]) {
-				prog(Progress{ID: id, Status: "Already exists"})
+			if d.Digest.Hex != "" && s.blobAvailable(d.Digest.String(), chains[i]) {
+				prog(Progress{ID: id, Status: "Already exists"}) // unpackImage unpacks it if needed
 				return nil
 			}
 			prog(Progress{ID: id, Status: "Pulling fs layer", Total: d.Size})
@@ -106,9 +113,19 @@ func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) 
 				return fmt.Errorf("layer %s: %w", id, err)
 			}
 			defer rc.Close()
-			p, err := s.fetchLayer(gctx, rc, *d, diffs[i], chains[i], parentChain(chains, i), func(n int64) {
+			onBytes := func(n int64) {
 				prog(Progress{ID: id, Status: "Downloading", Current: n, Total: d.Size})
-			})
+			}
+			p, err := s.fetchLayer(gctx, rc, *d, diffs[i], chains[i], parentChain(chains, i), opt.unpack, false, onBytes)
+			if errors.Is(err, errKeepBlob) {
+				// An uncompressed layer its tree cannot rebuild: read it again, keeping the blob.
+				rc.Close()
+				if rc, err = src.open(gctx, i); err != nil {
+					return fmt.Errorf("layer %s: %w", id, err)
+				}
+				defer rc.Close()
+				p, err = s.fetchLayer(gctx, rc, *d, diffs[i], chains[i], parentChain(chains, i), opt.unpack, true, onBytes)
+			}
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", id, err)
 			}
@@ -156,6 +173,16 @@ func (s *Store) ingest(ctx context.Context, src imageSource, opt ingestOptions) 
 	if err := s.addImage(configDigest, md, opt.repoDigests, "", opt.refs); err != nil {
 		return "", err
 	}
+	if opt.unpack {
+		// Layers whose blob was here already but not their tree.
+		img, err := s.Resolve(ctx, configDigest)
+		if err != nil {
+			return "", err
+		}
+		if err := s.unpackImage(ctx, img); err != nil {
+			return "", err
+		}
+	}
 	return configDigest, nil
 }
 
@@ -172,8 +199,8 @@ func digestOf(b []byte) string {
 	return w.Digest()
 }
 
-// pendingLayer is a layer blob stored and verified under tmp/ (and, unless the store has the
-// layer already, unpacked and verified there too) that is not committed yet.
+// pendingLayer is a layer stored and verified under tmp/ that is not committed yet: its blob
+// (nil for an uncompressed layer stored as its tree and tar-split), its unpacked tree, or both.
 type pendingLayer struct {
 	bw        *blobWriter
 	digest    string // the blob's verified digest
@@ -188,24 +215,45 @@ func (p *pendingLayer) abort() {
 	if p == nil {
 		return
 	}
-	p.bw.Abort()
+	if p.bw != nil {
+		p.bw.Abort()
+	}
 	if p.dir != "" {
 		removeAllMaybeImmutable(p.dir)
 		p.dir = ""
 	}
 }
 
-// fetchLayer reads one layer blob from r, storing it under tmp/ (verified against d.Digest
-// when set) and unpacking it in the same pass (verified against diffID), unless the store has
-// layer chain already. Nothing is synced or committed: commitPending does that for all the
-// layers of an image at once.
-func (s *Store) fetchLayer(ctx context.Context, r io.Reader, d v1.Descriptor, diffID, chain, parent string, onBytes func(int64)) (*pendingLayer, error) {
-	bw, err := s.newLayerBlobWriter()
-	if err != nil {
-		return nil, err
+// openLayer returns the uncompressed stream of a layer blob read from br, by its magic bytes
+// (gzip, zstd or a plain tar), and its media type.
+func openLayer(br *bufio.Reader) (io.Reader, types.MediaType, func(), error) {
+	magic, _ := br.Peek(4)
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := newGzipReader(br)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return zr, types.OCILayer, func() { zr.Close() }, nil
+	case len(magic) >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return zr, types.OCILayerZStd, zr.Close, nil
 	}
-	bw.writeback = true // if O_DIRECT is not available
-	p := &pendingLayer{bw: bw, chain: chain}
+	return br, types.OCIUncompressedLayer, func() {}, nil
+}
+
+// fetchLayer reads one layer blob from r and stores it under tmp/, verified against d.Digest
+// when set. With unpack (and unless the store has layer chain already), it unpacks it in the
+// same pass, verified against diffID: an uncompressed layer is then kept as its tree and
+// tar-split only (unless the tree cannot rebuild it: errKeepBlob). Nothing is synced or committed:
+// commitPending does that for all the layers of an image at once.
+//
+// keepBlob stores the blob of an uncompressed layer too (after errKeepBlob).
+func (s *Store) fetchLayer(ctx context.Context, r io.Reader, d v1.Descriptor, diffID, chain, parent string, unpack, keepBlob bool, onBytes func(int64)) (*pendingLayer, error) {
+	p := &pendingLayer{chain: chain}
 	ok := false
 	defer func() {
 		if !ok {
@@ -213,40 +261,72 @@ func (s *Store) fetchLayer(ctx context.Context, r io.Reader, d v1.Descriptor, di
 		}
 	}()
 	cr := &countingReader{r: r, every: 1 << 20, fn: onBytes}
-	tee := io.TeeReader(cr, bw)
-	br := bufio.NewReaderSize(tee, 256<<10)
-	magic, _ := br.Peek(4)
-	var ur io.Reader = br
-	p.mediaType = types.OCIUncompressedLayer
-	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		zr, err := newGzipReader(br)
-		if err != nil {
-			return nil, err
+	unpack = unpack && !s.hasLayer(chain)
+	if unpack && !keepBlob {
+		br := bufio.NewReaderSize(cr, 256<<10)
+		if magic, _ := br.Peek(4); !isCompressed(magic) {
+			u, err := s.unpackTo(ctx, br, diffID, true)
+			if err != nil {
+				return nil, err
+			}
+			p.dir = u.dir
+			if d.Digest.Hex != "" && u.diff != d.Digest.String() {
+				return nil, fmt.Errorf("layer blob: expected %s, got %s: %w", d.Digest, u.diff, ErrDigest)
+			}
+			if err := writeLayerMeta(u.dir, layerMeta{ChainID: chain, DiffID: diffID, Parent: parent, Size: u.size}); err != nil {
+				return nil, err
+			}
+			p.digest, p.n, p.mediaType = u.diff, u.tarSize, types.OCIUncompressedLayer
+			if !u.split {
+				return nil, errKeepBlob
+			}
+			ok = true
+			return p, nil
 		}
-		defer zr.Close()
-		ur, p.mediaType = zr, types.OCILayer
-	case len(magic) >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		ur, p.mediaType = zr, types.OCILayerZStd
+		r = br
+	} else {
+		r = cr
 	}
-	if !s.hasLayer(chain) {
-		dir, size, err := s.unpackTo(ctx, ur, diffID)
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		return nil, err
+	}
+	bw.writeback = true // if O_DIRECT is not available
+	p.bw = bw
+	if !unpack {
+		// Only the blob: read the first bytes for the media type, copy the rest.
+		br := bufio.NewReaderSize(io.TeeReader(r, bw), 4<<10)
+		magic, _ := br.Peek(4)
+		p.mediaType = types.OCIUncompressedLayer
+		if isCompressed(magic) {
+			p.mediaType = types.OCILayer
+			if magic[0] == 0x28 {
+				p.mediaType = types.OCILayerZStd
+			}
+		}
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return nil, fmt.Errorf("read layer: %w", err)
+		}
+	} else {
+		br := bufio.NewReaderSize(io.TeeReader(r, bw), 256<<10)
+		ur, mt, done, err := openLayer(br)
 		if err != nil {
 			return nil, err
 		}
-		p.dir = dir
-		if err := writeLayerMeta(dir, layerMeta{ChainID: chain, DiffID: diffID, Parent: parent, Size: size}); err != nil {
+		defer done()
+		p.mediaType = mt
+		u, err := s.unpackTo(ctx, ur, diffID, false)
+		if err != nil {
 			return nil, err
 		}
-	}
-	// The rest of the blob (all of it if the layer was not unpacked): only its bytes matter.
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, fmt.Errorf("read layer: %w", err)
+		p.dir = u.dir
+		if err := writeLayerMeta(u.dir, layerMeta{ChainID: chain, DiffID: diffID, Parent: parent, Size: u.size}); err != nil {
+			return nil, err
+		}
+		// The rest of the blob past the compressed stream: only its bytes matter.
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return nil, fmt.Errorf("read layer: %w", err)
+		}
 	}
 	p.digest, p.n = bw.Digest(), bw.n
 	if d.Digest.Hex != "" && p.digest != d.Digest.String() {
@@ -257,6 +337,14 @@ func (s *Store) fetchLayer(ctx context.Context, r io.Reader, d v1.Descriptor, di
 	}
 	ok = true
 	return p, nil
+}
+
+// errKeepBlob: the layer's tree cannot rebuild its blob, so the blob must be stored too.
+var errKeepBlob = errors.New("the layer's blob must be stored")
+
+func isCompressed(magic []byte) bool {
+	return len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b ||
+		len(magic) >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd
 }
 
 // commitPending makes the pending layers durable with one syncfs and moves their blobs and
@@ -287,8 +375,10 @@ func (s *Store) commitPending(pend []*pendingLayer) error {
 		if p == nil {
 			continue
 		}
-		if _, err := p.bw.commit(p.digest, true); err != nil {
-			return err
+		if p.bw != nil {
+			if _, err := p.bw.commit(p.digest, true); err != nil {
+				return err
+			}
 		}
 		if p.dir != "" {
 			if err := s.placeLayer(p.dir, p.chain); err != nil {

@@ -9,97 +9,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// unpack stores the uncompressed layer tar r as a blob through bw (which hashes it) and
-// extracts it into a scratch directory in the same pass: one goroutine reads, hashes and
-// writes the blob while a second unpacks the same bytes right behind it (spool), so the
-// source is read once and both cores work. The diff ID is known as soon as the hash is done;
-// if the store already has the layer (name gives its chain ID and parent), unpacking stops
-// there and the partial tree is dropped. Otherwise the layer is synced and renamed into
-// layers/. Nothing is left behind on error. It returns the diff ID and the content size (0 if
-// the layer already existed). The caller commits bw.
-func (s *Store) unpack(ctx context.Context, r io.Reader, bw *blobWriter, name func(diffID string) (chain, parent string)) (string, int64, error) {
-	tmp := s.scratch("layer-")
-	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
-		return "", 0, fmt.Errorf("unpack layer: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			removeAllMaybeImmutable(tmp)
-		}
-	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sp := newSpool(bw)
-	defer sp.close() // every path below waits for the unpacking goroutine first
-	type result struct {
-		size int64
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		br := bufio.NewReaderSize(sp.reader(), 256<<10)
-		size, err := extractLayer(ctx, br, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize(), Writeback: true})
-		if err != nil {
-			sp.stop() // the writer need not go on
-		}
-		res <- result{size, err}
-	}()
-	_, ferr := sp.fill(ctx, r)
-	if ferr == nil {
-		ferr = bw.finish() // the last piece, and wait until the blob is on the disk
-	}
-	if ferr != nil {
-		sp.stop()
-		bw.stopWrites() // a reader waiting for a piece of the file gives up
-		x := <-res
-		if errors.Is(ferr, errSpoolStopped) && x.err != nil {
-			return "", 0, x.err // the unpacking failed first: report why
-		}
-		return "", 0, ferr
-	}
-	diff := bw.Digest()
-	chain, parent := name(diff)
-	if s.hasLayer(chain) {
-		sp.stop()
-		<-res
-		return diff, 0, nil
-	}
-	sp.startWriteback() // a new layer: its blob will be kept, write it out while unpacking ends
-	x := <-res
-	if x.err != nil {
-		return "", 0, x.err
-	}
-	size := x.size
-	if err := writeLayerMeta(tmp, layerMeta{ChainID: chain, DiffID: diff, Parent: parent, Size: size}); err != nil {
-		return "", 0, err
-	}
-	if err := syncLayer(tmp); err != nil { // the tree, its metadata and the blob: one syncfs
-		return "", 0, err
-	}
-	if err := s.linkShort(shortName(chain), chain); err != nil {
-		return "", 0, err
-	}
-	if err := s.placeLayer(tmp, chain); err != nil {
-		return "", 0, err
-	}
-	ok = true
-	return diff, size, syncDir(filepath.Join(s.root, "layers"))
+// unpacked is a layer unpacked into a scratch directory (the tree in its diff/), neither
+// synced nor placed yet.
+type unpacked struct {
+	dir     string
+	diff    string // the diff ID: sha256 of the tar
+	tarSize int64  // length of the tar
+	size    int64  // content size (regular files)
+	split   bool   // dir holds a tar-split: the tree can rebuild the tar (see tarsplit.go)
 }
 
 // unpackTo extracts the layer tar r (hashing it on a second core) into a new scratch
-// directory and verifies its diff ID against wantDiff (when set). It returns the scratch
-// directory (the tree is in its diff/) and the content size; nothing is synced. On error
-// nothing is left behind.
-func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string) (string, int64, error) {
+// directory and verifies its diff ID against wantDiff (when set). With split, it also records
+// the tar's tar-split next to the tree, so that the tree can rebuild the tar (u.split says
+// whether it can). Nothing is synced. On error nothing is left behind.
+func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string, split bool) (*unpacked, error) {
 	tmp := s.scratch("layer-")
 	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
-		return "", 0, fmt.Errorf("unpack layer: %w", err)
+		return nil, fmt.Errorf("unpack layer: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -109,10 +45,26 @@ func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string) (str
 	}()
 	h := sha256.New()
 	aw := newAsyncWriter(h) // hash on another core while this one unpacks
-	tee := io.TeeReader(r, aw)
-	size, err := extractLayer(ctx, tee, filepath.Join(tmp, "diff"), extractOptions{MaxEntrySize: s.maxEntrySize(), Writeback: true})
+	cr := &countingReader{r: io.TeeReader(r, aw)}
+	opt := extractOptions{MaxEntrySize: s.maxEntrySize(), Writeback: true}
+	if split {
+		rec, err := newSplitRecorder(filepath.Join(tmp, tarSplitName))
+		if err != nil {
+			aw.Close()
+			return nil, err
+		}
+		defer rec.close(false)
+		opt.Split = rec
+	}
+	u := &unpacked{dir: tmp}
+	size, err := extractLayer(ctx, cr, filepath.Join(tmp, "diff"), opt)
 	if err == nil {
-		if _, err = io.Copy(io.Discard, tee); err != nil { // tar padding past the end marker
+		if opt.Split != nil {
+			u.split, err = opt.Split.finish() // reads the tar padding past the end marker too
+			if err == nil && !u.split {
+				opt.Split.close(true)
+			}
+		} else if _, err = io.Copy(io.Discard, cr); err != nil { // tar padding past the end marker
 			err = fmt.Errorf("read layer: %w", err)
 		}
 	}
@@ -120,14 +72,115 @@ func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string) (str
 		err = fmt.Errorf("hash layer: %w", werr)
 	}
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	diff := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	if wantDiff != "" && diff != wantDiff {
-		return "", 0, fmt.Errorf("layer content: expected diff ID %s, got %s: %w", wantDiff, diff, ErrDigest)
+	u.diff = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	u.tarSize, u.size = cr.n, size
+	if wantDiff != "" && u.diff != wantDiff {
+		return nil, fmt.Errorf("layer content: expected diff ID %s, got %s: %w", wantDiff, u.diff, ErrDigest)
 	}
 	ok = true
-	return tmp, size, nil
+	return u, nil
+}
+
+// importLayer stores the layer tar raw (optionally gzip) for a new image: unpacked, with its
+// tar-split and without its blob, which the tree rebuilds when it is needed. A layer the tree
+// cannot rebuild (see splitRecorder) keeps its blob: raw is read a second time for it (from
+// the start if it can seek, else from a copy made while unpacking). name gives the layer's
+// chain ID and parent from its diff ID. It returns the layer's manifest descriptor; the layer
+// (and blob) are durable and in place.
+func (s *Store) importLayer(ctx context.Context, raw io.Reader, name func(diffID string) (chain, parent string)) (v1.Descriptor, error) {
+	var reopen func() (io.Reader, error)
+	src := raw
+	if rs, ok := raw.(io.ReadSeeker); ok {
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			reopen = func() (io.Reader, error) {
+				_, err := rs.Seek(start, io.SeekStart)
+				return rs, err
+			}
+		}
+	}
+	var spill *bufio.Writer
+	if reopen == nil { // a pipe: keep a copy, in case the blob must be stored
+		f, err := os.Create(s.scratch("spill-"))
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		spill = bufio.NewWriterSize(f, 1<<20)
+		src = io.TeeReader(raw, spill)
+		reopen = func() (io.Reader, error) {
+			if err := spill.Flush(); err != nil {
+				return nil, err
+			}
+			_, err := f.Seek(0, io.SeekStart)
+			return f, err
+		}
+	}
+	r, done, err := decompress(src)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	u, err := s.unpackTo(ctx, r, "", true)
+	done()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer removeAllMaybeImmutable(u.dir) // a no-op once placed
+	chain, parent := name(u.diff)
+	h, _ := v1.NewHash(u.diff)
+	desc := v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: u.tarSize, Digest: h}
+	have := s.hasLayer(chain)
+	if have && s.blobAvailable(u.diff, chain) {
+		return desc, nil
+	}
+	if !u.split {
+		if err := s.storeTarBlob(reopen, u.diff); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if !have {
+		if err := writeLayerMeta(u.dir, layerMeta{ChainID: chain, DiffID: u.diff, Parent: parent, Size: u.size}); err != nil {
+			return v1.Descriptor{}, err
+		}
+		if err := s.linkShort(shortName(chain), chain); err != nil {
+			return v1.Descriptor{}, err
+		}
+		if err := syncLayer(u.dir); err != nil { // the tree, its metadata and tar-split: one syncfs
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := s.placeLayer(u.dir, chain); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return desc, syncDir(filepath.Join(s.root, "layers"))
+}
+
+// storeTarBlob stores the uncompressed tar that reopen gives again (maybe gzip) as a blob that
+// must have the digest want.
+func (s *Store) storeTarBlob(reopen func() (io.Reader, error), want string) error {
+	src, err := reopen()
+	if err != nil {
+		return fmt.Errorf("store layer blob: %w", err)
+	}
+	r, done, err := decompress(src)
+	if err != nil {
+		return err
+	}
+	defer done()
+	bw, err := s.newLayerBlobWriter()
+	if err != nil {
+		return err
+	}
+	defer bw.Abort()
+	if _, err := io.Copy(bw, r); err != nil {
+		return fmt.Errorf("store layer blob: %w", err)
+	}
+	if _, err := bw.Commit(want); err != nil {
+		return fmt.Errorf("store layer blob (the source changed while it was read?): %w", err)
+	}
+	return nil
 }
 
 func shortName(chain string) string { return strings.TrimPrefix(chain, "sha256:")[:16] }
@@ -144,14 +197,26 @@ func writeLayerMeta(dir string, meta layerMeta) error {
 }
 
 // placeLayer renames the complete, durable layer in tmp to layers/<chain>. If the layer is
-// there already (another process was first), tmp is removed instead.
+// there already (another process was first), tmp is removed instead; if only tmp has a
+// tar-split, it is added to the layer first (the trees of one chain ID are the same).
 func (s *Store) placeLayer(tmp, chain string) error {
 	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
-		if isExist(err) {
-			removeAllMaybeImmutable(tmp)
+		if !isExist(err) {
+			return fmt.Errorf("unpack layer %s: %w", chain, err)
+		}
+		defer removeAllMaybeImmutable(tmp)
+		dst := filepath.Join(s.layerDir(chain), tarSplitName)
+		if _, err := os.Stat(dst); err == nil {
 			return nil
 		}
-		return fmt.Errorf("unpack layer %s: %w", chain, err)
+		b, err := os.ReadFile(filepath.Join(tmp, tarSplitName))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", chain, err)
+		}
+		return writeFileAtomic(dst, b, 0o600)
 	}
 	return nil
 }

@@ -87,10 +87,9 @@ func (s *Store) Mount(ctx context.Context, containerID, imageID string) (string,
 	if rec, err := s.readMountRecord(containerID); err == nil && rec.ImageID != img.ID {
 		return "", fmt.Errorf("mount %s: its writable layer belongs to image %s, not %s; remove the container layer first: %w", containerID, rec.ImageID, img.ID, ErrConflict)
 	}
-	for _, c := range img.ChainIDs {
-		if !s.hasLayer(c) {
-			return "", fmt.Errorf("mount %s: layer %s of image %s is missing: %w", containerID, c, img.ID, ErrNotFound)
-		}
+	// A pulled image's layers are unpacked on first use.
+	if err := s.unpackImage(ctx, img); err != nil {
+		return "", fmt.Errorf("mount %s: %w", containerID, err)
 	}
 	for _, d := range []string{"upper", "work", "merged"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {

@@ -44,6 +44,10 @@ type RegistryOptions struct {
 type PullOptions struct {
 	RegistryOptions
 	Platform string // "os/arch[/variant]"; "" is the host's
+	// Unpack unpacks every layer during the pull. By default a pull stores the layer blobs
+	// only, and each layer is unpacked the first time something needs its files (Mount,
+	// Unpack).
+	Unpack bool
 }
 
 // PushOptions control Push.
@@ -212,6 +216,7 @@ func ParsePlatform(p string) (v1.Platform, error) {
 
 // Pull fetches ref from its registry (the platform's image of a multi-platform index), stores
 // it and tags it. Layers already present are not downloaded again; every blob is verified.
+// Layers are unpacked on first use unless opt.Unpack.
 func (s *Store) Pull(ctx context.Context, ref string, opt PullOptions) (Image, error) {
 	r, err := parseRef(ref)
 	if err != nil {
@@ -280,7 +285,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opt PullOptions) (Image, e
 	id, err := s.ingest(ctx, src, ingestOptions{
 		refs:        refs,
 		repoDigests: []string{repo + "@" + desc.Digest.String()},
-		progress:    opt.Progress, parallel: opt.Parallel,
+		progress:    opt.Progress, parallel: opt.Parallel, unpack: opt.Unpack,
 	})
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", FamiliarRef(refString(r)), err)
@@ -327,6 +332,7 @@ type storeImage struct {
 	manifest []byte
 	config   []byte
 	layers   map[string]v1.Descriptor
+	chains   map[string]string // layer digest -> chain ID
 	progress func(Progress)
 }
 
@@ -343,9 +349,13 @@ func (s *Store) v1Image(img Image, progress func(Progress)) (v1.Image, error) {
 	if err := json.Unmarshal(mb, &m); err != nil {
 		return nil, err
 	}
-	si := &storeImage{s: s, manifest: mb, config: cb, layers: map[string]v1.Descriptor{}, progress: progress}
-	for _, l := range m.Layers {
+	if len(m.Layers) != len(img.ChainIDs) {
+		return nil, fmt.Errorf("image %s: the manifest has %d layers, the config %d: %w", shortID(img.ID), len(m.Layers), len(img.ChainIDs), ErrInvalidFormat)
+	}
+	si := &storeImage{s: s, manifest: mb, config: cb, layers: map[string]v1.Descriptor{}, chains: map[string]string{}, progress: progress}
+	for i, l := range m.Layers {
 		si.layers[l.Digest.String()] = l
+		si.chains[l.Digest.String()] = img.ChainIDs[i]
 	}
 	return partial.CompressedToImage(si)
 }
@@ -367,12 +377,13 @@ func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if !ok {
 		return nil, fmt.Errorf("layer %s: %w", h, ErrNotFound)
 	}
-	return &storeLayer{s: i.s, d: d, progress: i.progress}, nil
+	return &storeLayer{s: i.s, d: d, chain: i.chains[h.String()], progress: i.progress}, nil
 }
 
 type storeLayer struct {
 	s        *Store
 	d        v1.Descriptor
+	chain    string
 	progress func(Progress)
 }
 
@@ -380,11 +391,7 @@ func (l *storeLayer) Digest() (v1.Hash, error)            { return l.d.Digest, n
 func (l *storeLayer) Size() (int64, error)                { return l.d.Size, nil }
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
-	p, err := l.s.BlobPath(l.d.Digest.String())
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
+	f, err := l.s.openLayerBlob(l.d.Digest.String(), l.d.Size, l.chain)
 	if err != nil {
 		return nil, fmt.Errorf("layer blob %s: %w", l.d.Digest, err)
 	}
@@ -403,7 +410,7 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 }
 
 type progressFile struct {
-	f  *os.File
+	f  io.ReadCloser
 	cr *countingReader
 }
 

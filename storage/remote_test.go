@@ -89,6 +89,13 @@ func TestPushPull(t *testing.T) {
 	if got.Config.Cmd[0] != "/app" {
 		t.Errorf("config %+v", got.Config)
 	}
+	// The pull stored the blobs only; Unpack makes the trees.
+	if dst.hasLayer(got.ChainIDs[0]) {
+		t.Errorf("layer unpacked by a lazy pull")
+	}
+	if err := dst.Unpack(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
 	if b, err := os.ReadFile(filepath.Join(dst.LayerPath(got.ChainIDs[0]), "etc/os-release")); err != nil || string(b) != "ID=test" {
 		t.Errorf("layer content %q %v", b, err)
 	}
@@ -218,7 +225,7 @@ func TestKillDuringPull(t *testing.T) {
 		if err != nil {
 			os.Exit(3)
 		}
-		s.Pull(context.Background(), os.Getenv("BERTH_STORAGE_PULL_KILL_REF"), PullOptions{RegistryOptions: RegistryOptions{AuthFile: filepath.Join(filepath.Dir(root), "config.json")}})
+		s.Pull(context.Background(), os.Getenv("BERTH_STORAGE_PULL_KILL_REF"), PullOptions{Unpack: true, RegistryOptions: RegistryOptions{AuthFile: filepath.Join(filepath.Dir(root), "config.json")}})
 		os.Exit(0)
 	}
 	reg := &throttledRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
@@ -308,7 +315,7 @@ func TestKillDuringPull(t *testing.T) {
 	}
 
 	reg.slow.Store(false)
-	got, err := s.Pull(context.Background(), ref, PullOptions{RegistryOptions: RegistryOptions{AuthFile: filepath.Join(t.TempDir(), "config.json")}})
+	got, err := s.Pull(context.Background(), ref, PullOptions{Unpack: true, RegistryOptions: RegistryOptions{AuthFile: filepath.Join(t.TempDir(), "config.json")}})
 	if err != nil {
 		t.Fatal(err)
 	}

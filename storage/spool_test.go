@@ -80,19 +80,6 @@ func TestReimportSkipsUnpack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bw, err := s.newBlobWriter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bw.Abort()
-	diff, size, err := s.unpack(ctx, bytes.NewReader(data), bw, func(string) (string, string) { return img.ChainIDs[0], "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff != digestOf(data) || size != 0 {
-		t.Errorf("re-unpack = %s, %d; want the diff ID and size 0 (skipped)", diff, size)
-	}
-	bw.Abort()
 	scratchEmpty(t, s)
 	img2, err := s.Import(ctx, bytes.NewReader(data), ImportOptions{Ref: "b"})
 	if err != nil {

@@ -5,7 +5,9 @@
 // On disk, under the root given to Open:
 //
 //	blobs/sha256/<hex>      OCI blobs: layer tarballs, configs, manifests
-//	layers/<chainhex>/      diff/ (the overlay lowerdir) and meta.json
+//	layers/<chainhex>/      diff/ (the overlay lowerdir), meta.json and, for an uncompressed
+//	                        layer, tar-split.json.gz (its blob is rebuilt from it: tarsplit.go)
+//	locks/<chainhex>        flock taken while a layer is unpacked from its blob (lazy.go)
 //	l/<short>               short symlinks to layers/<chainhex>/diff for long overlay stacks
 //	index.json              images (ID = config digest) and references (name:tag -> ID)
 //	mounts/<containerID>/   image (record), upper/, work/, merged/
@@ -65,7 +67,7 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	for _, d := range []string{"", "blobs/sha256", "layers", "l", "mounts", "tmp"} {
+	for _, d := range []string{"", "blobs/sha256", "layers", "l", "locks", "mounts", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", root, err)
 		}

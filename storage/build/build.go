@@ -109,6 +109,13 @@ type Puller interface {
 	Pull(ctx context.Context, ref string, opt storage.PullOptions) (storage.Image, error)
 }
 
+// Unpacker is the optional capability of a Store whose pulled images are unpacked on first use:
+// Unpack unpacks an image's layers before the build reads their files. *storage.Store
+// satisfies it.
+type Unpacker interface {
+	Unpack(ctx context.Context, ref string) error
+}
+
 // RunSpec is one RUN step's process: run Args in the mounted Rootfs.
 type RunSpec struct {
 	Rootfs     string

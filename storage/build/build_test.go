@@ -107,11 +107,13 @@ func imageHas(t *testing.T, s *storage.Store, img storage.Image, p string) bool 
 // layerTarNames lists the entries of an image's top layer blob.
 func layerTarHeaders(t *testing.T, s *storage.Store, img storage.Image) map[string]*tar.Header {
 	t.Helper()
-	p, err := s.BlobPath(img.Layers[len(img.Layers)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(p)
+	return layerTarHeadersAt(t, s, img, len(img.Layers)-1)
+}
+
+// layerTarHeadersAt is layerTarHeaders for img's layer i.
+func layerTarHeadersAt(t *testing.T, s *storage.Store, img storage.Image, i int) map[string]*tar.Header {
+	t.Helper()
+	f, err := s.LayerBlob(context.Background(), img, i)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -766,8 +768,7 @@ func TestChownByName(t *testing.T) {
 		// Each COPY is its own layer: find the header in the layer that has the file.
 		found := false
 		for i := range img.ChainIDs {
-			sub := storage.Image{Layers: img.Layers[:i+1]}
-			if h := layerTarHeaders(t, s, sub)[name]; h != nil {
+			if h := layerTarHeadersAt(t, s, img, i)[name]; h != nil {
 				found = true
 				if h.Uid != ids[0] || h.Gid != ids[1] {
 					t.Errorf("%s owner = %d:%d, want %d:%d", name, h.Uid, h.Gid, ids[0], ids[1])

@@ -280,7 +280,22 @@ func (b *builder) from(ctx context.Context, s *stage, meta map[string]string) (*
 	return st, nil
 }
 
+// resolveImage finds (or pulls) a base image and makes sure its layers are unpacked: the build
+// reads their files.
 func (b *builder) resolveImage(ctx context.Context, ref, platform string) (storage.Image, error) {
+	img, err := b.findImage(ctx, ref, platform)
+	if err != nil {
+		return img, err
+	}
+	if u, ok := b.store.(Unpacker); ok {
+		if err := u.Unpack(ctx, img.ID); err != nil {
+			return storage.Image{}, fmt.Errorf("image %s: %w", ref, err)
+		}
+	}
+	return img, nil
+}
+
+func (b *builder) findImage(ctx context.Context, ref, platform string) (storage.Image, error) {
 	if !b.opt.Pull {
 		img, err := b.store.Resolve(ctx, ref)
 		if err == nil {
