@@ -29,6 +29,9 @@ fi
 if [[ ! -x $(dirname "$bin")/berth-monitor ]]; then
 	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$(dirname "$bin")/berth-monitor" ./runtime/monitor/berth-monitor)
 fi
+if [[ ! -x $(dirname "$bin")/berth-seccomp ]]; then
+	(cd "$repo" && cc -static -O2 -o "$(dirname "$bin")/berth-seccomp" runtime/loader/berth-seccomp.c)
+fi
 
 berth() { "$bin" --root "$work/root" --run-root "$run" --progress quiet "$@"; }
 

@@ -45,6 +45,7 @@ if [ -z "${BERTH:-}" ]; then
 	CGO_ENABLED=1 go build -tags "$TAGS" -o "$work/bin/berth" ./cmd/berth
 	CGO_ENABLED=1 go build -tags "$TAGS" -ldflags '-s -w -extldflags=-static' -o "$work/bin/berth-shim" ./runtime/shim
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/bin/berth-monitor" ./runtime/monitor/berth-monitor
+	cc -static -O2 -o "$work/bin/berth-seccomp" runtime/loader/berth-seccomp.c
 	BERTH="$work/bin/berth"
 fi
 ls -l "$(dirname "$BERTH")"/berth-monitor >&2 || echo "note: no berth-monitor beside $BERTH: the monitor runs as berth-shim __monitor" >&2

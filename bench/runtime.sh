@@ -40,6 +40,9 @@ fi
 if [ -z "${BERTH_MONITOR:-}" ] && [ ! -x "$(dirname "$BERTH")/berth-monitor" ]; then
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$(dirname "$BERTH")/berth-monitor" ./runtime/monitor/berth-monitor
 fi
+if [ ! -x "$(dirname "$BERTH")/berth-seccomp" ]; then
+	cc -static -O2 -o "$(dirname "$BERTH")/berth-seccomp" runtime/loader/berth-seccomp.c
+fi
 
 rootfs="$work/rootfs"
 mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"

@@ -188,7 +188,7 @@ func (r *Runtime) execHere(ctx context.Context, id string, ps ProcessSpec, stdio
 		if err != nil {
 			return -1, fmt.Errorf("exec %s: %w", c.Name, err)
 		}
-		fargs, f, err := r.fastSeccompArgs(id, args, args[0], cwd, env, fsys)
+		fargs, f, err := r.fastSeccompArgs(id, seccompLoaderIn(&lc), args, args[0], cwd, env, fsys)
 		switch {
 		case errors.Is(err, errNoSeccompProgram):
 			return -1, fmt.Errorf("exec %s: its seccomp program is missing; restart the container: %w", c.Name, ErrExec)

@@ -118,7 +118,7 @@ func (r *Runtime) probe(id string, timeout time.Duration) healthResult {
 		if err != nil {
 			return fail(err)
 		}
-		fargs, f, err := r.fastSeccompArgs(id, args, args[0], cwd, env, fsys)
+		fargs, f, err := r.fastSeccompArgs(id, seccompLoaderIn(&lc), args, args[0], cwd, env, fsys)
 		switch {
 		case errors.Is(err, errNoSeccompProgram):
 			return fail(errors.New("the container's seccomp program is missing; restart the container"))

@@ -139,7 +139,7 @@ func (r *Runtime) startContainer(id, mode string) (started, error) {
 	var seccompProg *os.File
 	if lcfg.Seccomp != nil && len(c.Args) > 0 {
 		fsys, _ := r.FS(context.Background(), id)
-		if fargs, f, err := r.fastSeccompArgs(id, args, c.Args[0], cwd, env, fsys); err == nil {
+		if fargs, f, err := r.fastSeccompArgs(id, seccompLoaderIn(lcfg), args, c.Args[0], cwd, env, fsys); err == nil {
 			c2 := *lcfg
 			c2.Seccomp = nil // loaded precompiled by the shim before the command runs
 			lcfg, args, seccompProg = &c2, fargs, f
@@ -278,6 +278,12 @@ func findMonitor(shim string) string {
 	if p := os.Getenv("BERTH_MONITOR"); p != "" {
 		return p
 	}
+	return findBeside(shim, "berth-monitor")
+}
+
+// findBeside returns the executable called name next to the shim or the running executable,
+// or "".
+func findBeside(shim, name string) string {
 	dirs := make([]string, 0, 2)
 	if shim != "" && shim != "/proc/self/exe" {
 		dirs = append(dirs, filepath.Dir(shim))
@@ -286,7 +292,7 @@ func findMonitor(shim string) string {
 		dirs = append(dirs, filepath.Dir(exe))
 	}
 	for _, d := range dirs {
-		p := filepath.Join(d, "berth-monitor")
+		p := filepath.Join(d, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p
 		}

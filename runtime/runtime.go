@@ -53,6 +53,7 @@ type Runtime struct {
 
 	helperOnce sync.Once
 	helper     string // static binary bind-mounted into containers at initPath; "" when none
+	loader     string // static berth-seccomp bind-mounted at seccompLoaderPath; "" when none
 }
 
 // New opens (creating if needed) the runtime's directories.

@@ -641,7 +641,7 @@ var (
 	shimErr  error
 )
 
-// buildShim builds the static berth-shim and, beside it, berth-monitor, once per test process
+// buildShim builds the static berth-shim and, beside it, berth-monitor and berth-seccomp, once per test process
 // (TestMain removes the directory).
 func buildShim(t *testing.T) string {
 	t.Helper()
@@ -659,7 +659,10 @@ func buildShim(t *testing.T) string {
 		cmd = exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
 			"-o", filepath.Join(shimDir, "berth-monitor"), "./monitor/berth-monitor")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		shimOut, shimErr = cmd.CombinedOutput()
+		if shimOut, shimErr = cmd.CombinedOutput(); shimErr != nil {
+			return
+		}
+		shimOut, shimErr = exec.Command("cc", "-static", "-O2", "-o", filepath.Join(shimDir, "berth-seccomp"), "loader/berth-seccomp.c").CombinedOutput()
 	})
 	if shimErr != nil {
 		t.Skipf("cannot build a static shim here: %v\n%s", shimErr, shimOut)

@@ -16,6 +16,9 @@ import (
 // TestPrecompiledSeccomp runs the security probe with a static shim, which loads the cached
 // default profile itself: the container and its exec'd processes must be exactly as confined
 // as with libcontainer's own seccomp setup.
+//
+// It runs twice: with the shim alone (its Go loader, mounted at initPath) and with
+// berth-seccomp beside it (the C loader, mounted at seccompLoaderPath).
 func TestPrecompiledSeccomp(t *testing.T) {
 	requireRoot(t)
 	shim := filepath.Join(t.TempDir(), "berth-shim")
@@ -25,6 +28,25 @@ func TestPrecompiledSeccomp(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Skipf("cannot build a static shim here: %v\n%s", err, out)
 	}
+	t.Run("go-loader", func(t *testing.T) { testPrecompiledSeccomp(t, shim, initPath) })
+	withC := filepath.Join(t.TempDir(), "berth-shim")
+	if err := os.Link(shim, withC); err != nil {
+		t.Fatal(err)
+	}
+	buildSeccompLoader(t, filepath.Dir(withC))
+	t.Run("c-loader", func(t *testing.T) { testPrecompiledSeccomp(t, withC, seccompLoaderPath) })
+}
+
+// buildSeccompLoader compiles runtime/loader/berth-seccomp.c, static, into dir.
+func buildSeccompLoader(t *testing.T, dir string) {
+	t.Helper()
+	out, err := exec.Command("cc", "-static", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "berth-seccomp"), "loader/berth-seccomp.c").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build berth-seccomp: %v\n%s", err, out)
+	}
+}
+
+func testPrecompiledSeccomp(t *testing.T, shim, loader string) {
 	base := t.TempDir()
 	r, err := New(Config{Root: filepath.Join(base, "containers"), RunRoot: filepath.Join(base, "run"), Shim: shim})
 	if err != nil {
@@ -45,8 +67,12 @@ func TestPrecompiledSeccomp(t *testing.T) {
 	if len(cached) != 1 {
 		t.Fatalf("cached programs: %v", cached)
 	}
-	// Started through the shim, filtered once, with no_new_privs.
-	code, out = e.run(t, []string{"sh", "-c", "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' /proc/self/status | tr -d '\\t'"}, nil)
+	// Started through the loader, filtered once, with no_new_privs.
+	code, out = e.run(t, []string{"sh", "-c", "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs):' /proc/self/status | tr -d '\\t'; ls /dev/.berth-*"}, nil)
+	if !strings.HasSuffix(out, loader+"\n") {
+		t.Errorf("loader: want only %s mounted, got %q", loader, out)
+	}
+	out = strings.TrimSuffix(out, loader+"\n")
 	if code != 0 || out != "NoNewPrivs:1\nSeccomp:2\nSeccomp_filters:1\n" {
 		t.Errorf("status: %q (exit %d)", out, code)
 	}

@@ -39,7 +39,9 @@ var readonlyPaths = []string{
 const (
 	defaultShmSize = 64 << 20
 	initPath       = "/dev/.berth-init"
-	defaultPath    = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// seccompLoaderPath is where berth-seccomp is mounted (when it is installed).
+	seccompLoaderPath = "/dev/.berth-seccomp"
+	defaultPath       = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // allCaps lists every capability name the running kernel knows.
@@ -377,7 +379,9 @@ func (r *Runtime) libctConfig(c *ContainerConfig, dir string, warn func(string))
 			}
 		}
 	}
-	if fastSeccomp && !c.Init {
+	if loader, ok := r.seccompLoader(); fastSeccomp && ok {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: seccompLoaderPath, Type: "bind", Source: loader, Options: []string{"bind", "ro", "rprivate"}})
+	} else if fastSeccomp && !c.Init {
 		exe, _ := r.staticShim()
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: exe, Options: []string{"bind", "ro", "rprivate"}})
 	}

@@ -400,7 +400,7 @@ func (r *Runtime) applyUserns(c *ContainerConfig, s *specs.Spec, dir string) err
 	for i := range s.Mounts {
 		sm := &s.Mounts[i]
 		switch {
-		case sm.Type == "bind" && sm.Destination != initPath && sm.Destination != "/dev/shm":
+		case sm.Type == "bind" && sm.Destination != initPath && sm.Destination != seccompLoaderPath && sm.Destination != "/dev/shm":
 			sm.Options = append(sm.Options, "idmap")
 		case sm.Type == "sysfs" && c.NetNSPath != "":
 			// sysfs can only be mounted by the owner of the network namespace, and a joined

@@ -53,7 +53,7 @@ func wireBuildBinary(t *testing.T) string {
 			wireBinErr = err
 			return
 		}
-		// As `make build` does: berth, and the static berth-shim and berth-monitor beside it,
+		// As `make build` does: berth, and the static berth-shim, berth-monitor and berth-seccomp beside it,
 		// where the runtime looks for them (container init, exec, the init: true reaper; the
 		// per-container monitors).
 		wireBin = filepath.Join(dir, "berth")
@@ -73,7 +73,11 @@ func wireBuildBinary(t *testing.T) string {
 		cmd = exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
 			"-o", filepath.Join(dir, "berth-monitor"), "../../runtime/monitor/berth-monitor")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		wireBinOut, wireBinErr = cmd.CombinedOutput()
+		if wireBinOut, wireBinErr = cmd.CombinedOutput(); wireBinErr != nil {
+			return
+		}
+		// The C loader of precompiled seccomp programs.
+		wireBinOut, wireBinErr = exec.Command("cc", "-static", "-O2", "-o", filepath.Join(dir, "berth-seccomp"), "../../runtime/loader/berth-seccomp.c").CombinedOutput()
 	})
 	if wireBinErr != nil {
 		t.Fatalf("build berth: %v\n%s", wireBinErr, wireBinOut)
