@@ -5,7 +5,8 @@
 #
 # Usage: sudo bench/engine.sh [BERTH_BINARY]
 # Builds ./cmd/berth when no binary is given. Uses its own temporary roots and cleans up.
-# Issue 6 targets: up of 10 services <= 0.5 s, no-op up of 10 <= 50 ms.
+# Issue 6 targets: up of 10 services <= 0.5 s, no-op up of 10 <= 50 ms. Ends with the floor
+# under up: N parallel `runc run -d` of the same busybox (when runc is installed).
 set -euo pipefail
 
 if [[ $(id -u) != 0 ]]; then
@@ -39,6 +40,11 @@ cleanup() {
 	for d in "$work"/p*; do
 		[[ -d $d ]] && (cd "$d" && berth down -v -t 0 --remove-orphans >/dev/null 2>&1 || true)
 	done
+	if [[ -d $work/runc-root ]]; then
+		for id in $(runc --root "$work/runc-root" list -q 2>/dev/null); do
+			runc --root "$work/runc-root" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	fi
 	umount -l "$run/netns" 2>/dev/null || true
 	rm -rf "$run" "$work"
 }
@@ -93,3 +99,41 @@ berth up -d
 timeit "scale 1 -> 50" berth up -d --scale s1=50
 timeit "scale 50 -> 1" berth up -d --scale s1=1
 timeit "down -t 0 (1 service)" berth down -t 0
+
+# The floor under `up`, in the same run: N containers started in parallel by runc, libcontainer's
+# own CLI, from a bundle of the same busybox running sleep (no image store, no overlay, no
+# networks, no monitor). berth starts its containers with libcontainer too.
+if command -v runc >/dev/null && command -v python3 >/dev/null; then
+	bundle=$work/bundle
+	mkdir -p "$bundle"
+	cp -a "$rootfs" "$bundle/rootfs"
+	(cd "$bundle" && runc spec && python3 - config.json <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sleep", "3600"]
+c["process"]["env"] = ["PATH=/bin"]
+json.dump(c, open(p, "w"))
+PY
+)
+	rr=$work/runc-root
+	runc_up() {
+		local n=$1 i
+		for i in $(seq 1 "$n"); do
+			runc --root "$rr" run -d -b "$bundle" "bb-$$-$i" </dev/null >/dev/null 2>&1 &
+		done
+		wait
+	}
+	runc_down() {
+		local id
+		for id in $(runc --root "$rr" list -q); do
+			runc --root "$rr" delete -f "$id" >/dev/null 2>&1 &
+		done
+		wait
+	}
+	for n in 10 50 100; do
+		timeit "runc run -d x $n, parallel" runc_up "$n"
+		runc_down
+	done
+fi
