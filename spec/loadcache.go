@@ -390,17 +390,8 @@ func (c DirLoadCache) Put(key string, entry []byte) {
 	if c.Dir == "" || !validCacheKey(key) {
 		return
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	if !makeRoomIn(c.Dir, c.Max, 64) {
 		return
-	}
-	max := c.Max
-	if max <= 0 {
-		max = 64
-	}
-	if ents, err := os.ReadDir(c.Dir); err == nil && len(ents) >= max {
-		for _, e := range ents {
-			_ = os.Remove(filepath.Join(c.Dir, e.Name()))
-		}
 	}
 	f, err := os.CreateTemp(c.Dir, ".tmp-"+key[:8]+"-*")
 	if err != nil {

@@ -94,19 +94,28 @@ func (c DirValidationCache) MarkValidated(key string) {
 	if c.Dir == "" || key == "" {
 		return
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	if !makeRoomIn(c.Dir, c.Max, 512) {
 		return
-	}
-	max := c.Max
-	if max <= 0 {
-		max = 512
-	}
-	if ents, err := os.ReadDir(c.Dir); err == nil && len(ents) >= max {
-		for _, e := range ents {
-			_ = os.Remove(filepath.Join(c.Dir, e.Name()))
-		}
 	}
 	if f, err := os.OpenFile(filepath.Join(c.Dir, key), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 		f.Close()
 	}
+}
+
+// makeRoomIn creates a cache directory and empties it when it holds max entries (def when max
+// is 0), the bound of both caches: crude, but a cache that is emptied now and then costs one
+// slower load. It reports whether the directory can take an entry.
+func makeRoomIn(dir string, max, def int) bool {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	if max <= 0 {
+		max = def
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) >= max {
+		for _, e := range ents {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return true
 }
