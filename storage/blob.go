@@ -68,7 +68,6 @@ type blobWriter struct {
 	// only for the final truncate, sync and rename.
 	direct   *directWriter
 	finished bool
-	rd       chunkReader // the spool's read-back of pieces it dropped
 }
 
 const writebackChunk = 8 << 20
@@ -130,31 +129,11 @@ func (w *blobWriter) finish() error {
 	return w.direct.finish(w.n)
 }
 
-// readChunk reads bytes [k*directChunk, k*directChunk+n) of the blob into buf (see
-// chunkReader) once they are written. One goroutine at a time.
-func (w *blobWriter) readChunk(buf []byte, k int64, n int) ([]byte, error) {
-	if w.direct != nil {
-		if err := w.direct.waitWritten(k*directChunk + int64(n)); err != nil {
-			return nil, err
-		}
-	}
-	return w.rd.readChunk(w.f.Name(), int(w.f.Fd()), buf, k, n)
-}
-
-// stopWrites ends the O_DIRECT writer early (after an error; no Write may follow), so that
-// nobody waits for pieces that will not be written.
-func (w *blobWriter) stopWrites() {
-	if w.direct != nil {
-		w.direct.stop(-1)
-	}
-}
-
 // release stops the O_DIRECT writer and frees its buffers (idempotent).
 func (w *blobWriter) release() {
 	if w.direct != nil {
 		w.direct.close()
 	}
-	w.rd.close()
 }
 
 // Commit verifies (if want is not empty) and stores the blob; it returns its digest.

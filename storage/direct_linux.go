@@ -217,22 +217,6 @@ func (d *directWriter) stop(size int64) {
 	d.cond.Broadcast()
 }
 
-// waitWritten blocks until the file is complete up to end (or the writer failed or stopped).
-func (d *directWriter) waitWritten(end int64) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for d.written < end && d.err == nil && !d.ended {
-		d.cond.Wait()
-	}
-	if d.err != nil {
-		return d.err
-	}
-	if d.written < end {
-		return errSpoolStopped
-	}
-	return nil
-}
-
 // close stops the goroutine and releases the descriptor and buffers (not the file).
 func (d *directWriter) close() {
 	d.stop(-1)
@@ -248,61 +232,6 @@ func (d *directWriter) unmap() {
 		d.pool.put(b)
 	}
 	d.bufs = nil
-}
-
-// chunkReader reads directChunk pieces of a file being written by a directWriter, with
-// O_DIRECT (no page cache) where the filesystem allows it.
-type chunkReader struct {
-	mu     sync.Mutex
-	fd     int // O_DIRECT descriptor; valid once opened is set, -1 if refused
-	opened bool
-}
-
-// readChunk reads bytes [k*directChunk, k*directChunk+n) into buf (page-aligned, at least n
-// rounded up to directAlign bytes) and returns them.
-func (c *chunkReader) readChunk(path string, plain int, buf []byte, k int64, n int) ([]byte, error) {
-	c.mu.Lock()
-	if !c.opened {
-		c.opened, c.fd = true, -1
-		if fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0); err == nil {
-			c.fd = fd
-		}
-	}
-	direct := c.fd
-	c.mu.Unlock()
-	want := (n + directAlign - 1) / directAlign * directAlign
-	got := 0
-	for got < n {
-		fd := direct
-		if fd < 0 {
-			fd = plain
-		}
-		k2, err := unix.Pread(fd, buf[got:want], k*directChunk+int64(got))
-		if err == unix.EINTR {
-			continue
-		}
-		if errors.Is(err, unix.EINVAL) && direct >= 0 {
-			direct = -1 // this filesystem reads only through the page cache
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read blob: %w", err)
-		}
-		if k2 == 0 {
-			return nil, fmt.Errorf("read blob: short file")
-		}
-		got += k2
-	}
-	return buf[:n], nil
-}
-
-func (c *chunkReader) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.opened && c.fd >= 0 {
-		unix.Close(c.fd)
-	}
-	c.opened, c.fd = false, -1
 }
 
 // alignedPool hands out page-aligned buffers of directChunk bytes for O_DIRECT I/O and keeps
