@@ -51,6 +51,8 @@ type Runtime struct {
 	mu      sync.Mutex
 	seccomp map[string]*configs.Seccomp // default profile, converted once per capability set
 
+	compileMu sync.Mutex // one seccomp precompilation at a time (seccomp_fast.go)
+
 	helperOnce sync.Once
 	helper     string // static binary bind-mounted into containers at initPath; "" when none
 	loader     string // static berth-seccomp bind-mounted at seccompLoaderPath; "" when none

@@ -145,6 +145,14 @@ func (r *Runtime) precompiledSeccomp(sc *configs.Seccomp) (string, error) {
 	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 		return p, nil // written whole (temp, fsync, rename); checked again when loaded
 	}
+	// The first containers of a fresh root are created in parallel: compile once, not once each.
+	r.compileMu.Lock()
+	defer r.compileMu.Unlock()
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		return p, nil
+	}
+	t0 := time.Now()
+	defer func() { r.log.Debug("seccomp profile precompiled", "took", time.Since(t0)) }()
 	flags, _ := seccompFlags(sc)
 	prog, err := exportSeccomp(r.shim, b, flags)
 	if err != nil {
