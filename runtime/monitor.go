@@ -137,12 +137,25 @@ func (r *Runtime) startContainer(id, mode string) (started, error) {
 		return started{}, err
 	}
 	var seccompProg *os.File
-	if lcfg.Seccomp != nil && len(c.Args) > 0 {
+	profile := filepath.Join(r.dir(id), seccompProfileFile)
+	_, perr := os.Stat(profile)
+	if hasProfile := perr == nil; (lcfg.Seccomp != nil || hasProfile) && len(c.Args) > 0 {
 		fsys, _ := r.FS(context.Background(), id)
-		if fargs, f, err := r.fastSeccompArgs(id, seccompLoaderIn(lcfg), args, c.Args[0], cwd, env, fsys); err == nil {
+		fargs, f, err := r.fastSeccompArgs(id, seccompLoaderIn(lcfg), args, c.Args[0], cwd, env, fsys)
+		switch {
+		case err == nil:
 			c2 := *lcfg
-			c2.Seccomp = nil // loaded precompiled by the shim before the command runs
+			c2.Seccomp = nil // loaded precompiled by the loader before the command runs
 			lcfg, args, seccompProg = &c2, fargs, f
+		case hasProfile:
+			// libcontainer compiles and loads the profile itself.
+			var sc configs.Seccomp
+			if err := readJSON(profile, &sc); err != nil {
+				return started{}, fmt.Errorf("load seccomp profile: %w", err)
+			}
+			c2 := *lcfg
+			c2.Seccomp = &sc
+			lcfg = &c2
 		}
 	}
 	if seccompProg != nil {

@@ -198,6 +198,17 @@ func (r *Runtime) Create(ctx context.Context, c ContainerConfig) error {
 	if err := fillVolumes(c.Rootfs, c.Mounts); err != nil {
 		return fmt.Errorf("create %s: %w", c.Name, err)
 	}
+	if lc.Seccomp != nil {
+		// The seccomp profile is nearly all of the config (28 of 29 KB for the default one)
+		// and a start needs it only when the precompiled program cannot be used: it is kept
+		// apart, so that a start does not decode it for nothing.
+		if err := writeJSON(filepath.Join(dir, seccompProfileFile), lc.Seccomp); err != nil {
+			return err
+		}
+		lc2 := *lc
+		lc2.Seccomp = nil
+		lc = &lc2
+	}
 	if err := writeJSON(filepath.Join(dir, "libct.json"), lc); err != nil {
 		return err
 	}

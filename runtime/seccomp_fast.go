@@ -39,6 +39,9 @@ const (
 	seccompArg       = "__seccomp"
 	seccompExportArg = "__seccomp-export"
 	seccompFile      = "seccomp.bpf" // in the container's directory
+	// seccompProfileFile holds the container's seccomp profile (configs.Seccomp), apart from
+	// libct.json; containers created before it existed keep the profile in libct.json.
+	seccompProfileFile = "seccomp.json"
 )
 
 var (

@@ -84,6 +84,13 @@ func testPrecompiledSeccomp(t *testing.T, shim, loader string) {
 	if err := r.Start(ctx, id); err == nil || !strings.Contains(err.Error(), "nonexistent") {
 		t.Errorf("start of a missing command: %v", err)
 	}
+	// The profile is kept apart from libct.json, which a start decodes every time.
+	if b, err := os.ReadFile(filepath.Join(r.dir(id), "libct.json")); err != nil || strings.Contains(string(b), `"seccomp"`) {
+		t.Errorf("libct.json still holds the seccomp profile (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir(id), seccompProfileFile)); err != nil {
+		t.Errorf("no separate seccomp profile: %v", err)
+	}
 	// Exec'd processes load the filter too.
 	id = e.create(t, func(c *ContainerConfig) { c.Args = []string{"sleep", "1000"} })
 	if err := r.Start(ctx, id); err != nil {
