@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -265,12 +266,12 @@ func (s *Store) loadImage(ix *index, id string) (Image, error) {
 		if m, err := s.readLayerMeta(c); err == nil {
 			n = m.Size
 		} else {
-			// Not unpacked yet (pulled): count its blob's size until it is.
+			// Not unpacked yet (pulled): estimate from its blob until it is.
 			if man == nil {
 				man, _ = s.readManifest(rec.Manifest)
 			}
 			if man != nil && i < len(man.Layers) {
-				n = man.Layers[i].Size
+				n = s.unpackedEstimate(man.Layers[i])
 			}
 		}
 		img.Size += n
@@ -370,4 +371,36 @@ func (s *Store) addImage(id, manifest string, repoDigests []string, parent strin
 
 func isExist(err error) bool {
 	return errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)
+}
+
+// unpackedEstimate is the size a layer not unpacked yet will have, as far as its blob tells
+// without inflating it: a gzip stream ends with the length of its content (modulo 4 GiB), the
+// layer tar's length, which is its files' size plus a header per entry; otherwise the blob's
+// own size.
+func (s *Store) unpackedEstimate(d v1.Descriptor) int64 {
+	p, err := s.BlobPath(d.Digest.String())
+	if err != nil {
+		return d.Size
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return d.Size
+	}
+	defer f.Close()
+	var head [2]byte
+	var tail [4]byte
+	if d.Size < 18 || d.Size >= 1<<32 { // 18: the smallest gzip stream; 4 GiB: ISIZE wraps
+		return d.Size
+	}
+	if _, err := f.ReadAt(head[:], 0); err != nil || head != [2]byte{0x1f, 0x8b} {
+		return d.Size
+	}
+	if _, err := f.ReadAt(tail[:], d.Size-4); err != nil {
+		return d.Size
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:]))
+	if n < d.Size/2 { // not a plausible tar length (several gzip members, or a wrapped one)
+		return d.Size
+	}
+	return n
 }

@@ -170,11 +170,7 @@ func TestRebuildFromTamperedTreeFails(t *testing.T) {
 // does, and returns its ID. wrongDiff makes the config lie about the layer's diff ID.
 func lazyImage(t *testing.T, s *Store, n int, wrongDiff bool) string {
 	t.Helper()
-	var entries []tarEntry
-	for i := 0; i < n; i++ {
-		entries = append(entries, tarEntry{name: fmt.Sprintf("d%02d/f%05d", i/500, i), body: strings.Repeat("z", 1+i%700)})
-	}
-	layer := mkTar(t, entries...)
+	layer := mkTar(t, lazyEntries(n)...)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(layer)
@@ -192,6 +188,29 @@ func lazyImage(t *testing.T, s *Store, n int, wrongDiff bool) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// lazyEntries are the files of lazyImage's layer.
+func lazyEntries(n int) []tarEntry {
+	var entries []tarEntry
+	for i := 0; i < n; i++ {
+		entries = append(entries, tarEntry{name: fmt.Sprintf("d%02d/f%05d", i/500, i), body: strings.Repeat("z", 1+i%700)})
+	}
+	return entries
+}
+
+// Until a pulled layer is unpacked, its size is the length of its tar, read from the gzip
+// trailer, rather than the size of the compressed blob.
+func TestLazyLayerSizeEstimate(t *testing.T) {
+	s := openStore(t)
+	id := lazyImage(t, s, 300, false)
+	img, err := s.Resolve(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(mkTar(t, lazyEntries(300)...))); img.Size != want || img.LayerSizes[0] != want {
+		t.Errorf("size before unpacking = %d (layers %v), want the tar's %d", img.Size, img.LayerSizes, want)
+	}
 }
 
 func TestLazyLayerUnpackedOnce(t *testing.T) {
