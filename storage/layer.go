@@ -57,6 +57,7 @@ func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string, spli
 		opt.Split = rec
 	}
 	u := &unpacked{dir: tmp}
+	s.unpacked.Add(1)
 	size, err := extractLayer(ctx, cr, filepath.Join(tmp, "diff"), opt)
 	if err == nil {
 		if opt.Split != nil {
@@ -89,7 +90,7 @@ func (s *Store) unpackTo(ctx context.Context, r io.Reader, wantDiff string, spli
 // the start if it can seek, else from a copy made while unpacking). name gives the layer's
 // chain ID and parent from its diff ID. It returns the layer's manifest descriptor; the layer
 // (and blob) are durable and in place.
-func (s *Store) importLayer(ctx context.Context, raw io.Reader, name func(diffID string) (chain, parent string)) (v1.Descriptor, error) {
+func (s *Store) importLayer(ctx context.Context, raw io.Reader, name func(diffID string) (chain, parent string)) (_ v1.Descriptor, err error) {
 	var reopen func() (io.Reader, error)
 	src := raw
 	if rs, ok := raw.(io.ReadSeeker); ok {
@@ -98,6 +99,14 @@ func (s *Store) importLayer(ctx context.Context, raw io.Reader, name func(diffID
 				_, err := rs.Seek(start, io.SeekStart)
 				return rs, err
 			}
+		}
+	}
+	// The same file imported before, unchanged since: its layer is here already.
+	key := importKey(raw, s.racy)
+	if rec, ok := s.importedBefore(key); ok {
+		chain, _ := name(rec.DiffID)
+		if h, err := v1.NewHash(rec.DiffID); err == nil && s.hasLayer(chain) && s.blobAvailable(rec.DiffID, chain) {
+			return v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: rec.TarSize, Digest: h}, nil
 		}
 	}
 	var spill *bufio.Writer
@@ -131,6 +140,11 @@ func (s *Store) importLayer(ctx context.Context, raw io.Reader, name func(diffID
 	chain, parent := name(u.diff)
 	h, _ := v1.NewHash(u.diff)
 	desc := v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: u.tarSize, Digest: h}
+	defer func() {
+		if err == nil {
+			s.rememberImport(key, importRecord{DiffID: u.diff, TarSize: u.tarSize})
+		}
+	}()
 	have := s.hasLayer(chain)
 	if have && s.blobAvailable(u.diff, chain) {
 		return desc, nil

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -56,6 +57,10 @@ type Store struct {
 	lockF    *os.File // holds tmp/<session>.lock exclusively while open
 	maxEntry int64    // per tar entry limit; 0: DefaultMaxEntrySize
 	aligned  alignedPool
+	// racy is how recently a file may have changed and still be remembered by import
+	// (importcache.go); 0: racyWindow.
+	racy     time.Duration
+	unpacked atomic.Int64 // layer trees unpacked by this Store (for tests and debugging)
 	mu       sync.Mutex
 	closed   bool
 }
