@@ -31,14 +31,19 @@
 #     import / tar -x = 0.78 (0.57 0.78 0.90) and 0.87 (0.73 0.87 2.02); import / (tar -x &&
 #     sync) = 1.15 and 1.01; pull / skopeo copy = 0.81 (0.81 0.83 0.77) and 0.81 (0.89 0.81
 #     0.74); store of 20 images on one base / 20 x base = 0.05 both times. Both speed targets
-#     are met in these runs. tar -x itself varies 1.3-3.6 s between rounds on this VM, so a
-#     single round says little; the like-for-like peer is tar -x && sync (berth makes the
-#     layer durable before it commits it, with one syncfs).
+#     are met in these runs.
+#   a third run (14:10 UTC, berth fecd18b): import / tar -x = 1.73 (1.24 1.73 5.65) -- tar -x
+#     ran at page-cache speed (0.72-1.39 s) while berth waits for the disk (1.58-4.06 s) --,
+#     import / (tar -x && sync) = 1.04 (1.04 1.08 1.02); pull / skopeo copy = 0.80 (0.67 0.80
+#     0.83); re-import of the unchanged file 0.07 s = 0.13x a sha256 of it (the store
+#     remembers the file it imported). Over the three runs, 6 of 9 rounds meet the import
+#     target against a bare tar -x, whose time swings 0.7-3.6 s with the page cache's
+#     writeback; against tar -x && sync (berth makes the layer durable before it commits it,
+#     with one syncfs) import is 1.01-1.15x in every run.
 # One import under /usr/bin/time (the first run): berth 2.73 s wall, 0.81 s user, 1.69 s sys
 # (tar: 1.76 s, 0.10 s user, 1.60 s sys): the kernel cost of creating the files is the same as
 # tar's; what is left is berth's user time on the unpacking core (tar parsing, tar-split
-# recording, the copy to the hashing core) and the final syncfs (~0.3 s). Re-import of stored
-# content unpacks fully before it finds the layer (no blob spool to stop early from).
+# recording, the copy to the hashing core) and the final syncfs (~0.3 s).
 # Floor measured here: filling new page cache costs ~2 ms per MB of system time (dd 600 MB:
 # 1.07 s buffered, 0.10 s O_DIRECT), klauspost inflate ~360 MB/s, sha256 ~660-1500 MB/s,
 # crc64 ~1 GB/s (which is why tar-split file entries carry no crc64: the diff ID is checked).
