@@ -97,16 +97,13 @@ func loadKey(r *resolved) string {
 	}
 	field(home)
 	field(strconv.Itoa(len(r.files)))
-	for _, f := range r.files {
-		if f == "-" {
-			return ""
-		}
-		b, ok := readRegular(f)
-		if !ok || pullsInFiles(b) {
-			return ""
-		}
+	contents, ok := cacheableFiles(r.files)
+	if !ok {
+		return ""
+	}
+	for i, f := range r.files {
 		field(f)
-		field(string(b))
+		field(string(contents[i]))
 	}
 	keys := make([]string, 0, len(r.env))
 	for k := range r.env {

@@ -51,14 +51,12 @@ func composeGoVersion() string {
 func validationKey(r *resolved) string {
 	h := sha256.New()
 	h.Write([]byte(validationKeyVersion + "\x00" + composeGoVersion() + "\x00" + r.dir + "\x00" + r.name + "\x00"))
-	for _, f := range r.files {
-		if f == "-" {
-			return ""
-		}
-		b, ok := readRegular(f)
-		if !ok || pullsInFiles(b) {
-			return ""
-		}
+	contents, ok := cacheableFiles(r.files)
+	if !ok {
+		return ""
+	}
+	for i, f := range r.files {
+		b := contents[i]
 		h.Write([]byte(f + "\x00" + strconv.Itoa(len(b)) + "\x00"))
 		h.Write(b)
 	}
@@ -118,4 +116,21 @@ func makeRoomIn(dir string, max, def int) bool {
 		}
 	}
 	return true
+}
+
+// cacheableFiles reads the compose files for a cache key; ok is false when the load must not
+// be cached: stdin, a file that is not regular (reading a pipe would consume it) or cannot be
+// read, or one that may pull in other files (`include`, `extends`) the key would not cover.
+func cacheableFiles(files []string) (contents [][]byte, ok bool) {
+	for _, f := range files {
+		if f == "-" {
+			return nil, false
+		}
+		b, ok := readRegular(f)
+		if !ok || pullsInFiles(b) {
+			return nil, false
+		}
+		contents = append(contents, b)
+	}
+	return contents, true
 }
