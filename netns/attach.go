@@ -328,17 +328,26 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 	if err := deleteLink(hostVeth); err != nil {
 		return err
 	}
-	err = m.withIPAM(network, func(st *ipamState) (bool, error) {
+	if err := m.dropEndpoint(network, containerID); err != nil {
+		return err
+	}
+	return m.restoreDefaultRoute(containerID)
+}
+
+// dropEndpoint removes the container's endpoint record from the network's address book; a
+// missing record or network is not an error.
+func (m *Manager) dropEndpoint(network, containerID string) error {
+	err := m.withIPAM(network, func(st *ipamState) (bool, error) {
 		if _, ok := st.Endpoints[containerID]; !ok {
 			return false, nil
 		}
 		delete(st.Endpoints, containerID)
 		return true, nil
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
+	if errors.Is(err, ErrNotFound) {
+		return nil
 	}
-	return m.restoreDefaultRoute(containerID)
+	return err
 }
 
 // restoreDefaultRoute gives a sandbox that lost its default route (its network was detached)

@@ -166,14 +166,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, containerID string) error {
 		return err
 	}
 	for _, n := range nets {
-		err := m.withIPAM(n, func(st *ipamState) (bool, error) {
-			if _, ok := st.Endpoints[containerID]; !ok {
-				return false, nil
-			}
-			delete(st.Endpoints, containerID)
-			return true, nil
-		})
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err := m.dropEndpoint(n, containerID); err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,14 @@ func validName(name string) bool {
 	return true
 }
 
+// checkName rejects a name validName refuses, saying what a name may be.
+func checkName(name string) error {
+	if !validName(name) {
+		return fmt.Errorf("%q is not a valid container name (letters, digits, '_', '.' and '-', starting with a letter or digit): %w", name, ErrInvalid)
+	}
+	return nil
+}
+
 // ensureNameIndex builds the index from the configs when it does not exist yet (first use,
 // after a reboot, or after an older berth). The caller holds the names lock.
 func (r *Runtime) ensureNameIndex() error {

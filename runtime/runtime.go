@@ -25,6 +25,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -175,8 +176,8 @@ func (r *Runtime) Create(ctx context.Context, c ContainerConfig) error {
 	if c.Created.IsZero() {
 		c.Created = time.Now().UTC()
 	}
-	if !validName(c.Name) {
-		return fmt.Errorf("create: %q is not a valid container name (letters, digits, '_', '.' and '-', starting with a letter or digit): %w", c.Name, ErrInvalid)
+	if err := checkName(c.Name); err != nil {
+		return fmt.Errorf("create: %w", err)
 	}
 	dir := r.dir(c.ID)
 	created, err := r.reserve(c.Name, c.ID)
@@ -363,8 +364,8 @@ func (r *Runtime) Rename(ctx context.Context, id, name string) error {
 		return err
 	}
 	defer unlock()
-	if !validName(name) {
-		return fmt.Errorf("rename: %q is not a valid container name (letters, digits, '_', '.' and '-', starting with a letter or digit): %w", name, ErrInvalid)
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("rename: %w", err)
 	}
 	c, err := r.config(id)
 	if err != nil {
@@ -483,30 +484,21 @@ func (r *Runtime) List(ctx context.Context) ([]Container, error) {
 	// Reading a container is a handful of small reads and a lock probe: cheap each, but with
 	// many containers the syscalls dominate, so a few readers share the directories.
 	found := make([]*Container, len(dirs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < min(listReaders, len(dirs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				c, err := r.config(dirs[i])
-				if err != nil {
-					continue // being created or removed
-				}
-				st, err := r.Inspect(ctx, c.ID)
-				if err != nil {
-					continue
-				}
+	var g errgroup.Group
+	g.SetLimit(listReaders)
+	for i, id := range dirs {
+		g.Go(func() error {
+			c, err := r.config(id)
+			if err != nil {
+				return nil // being created or removed
+			}
+			if st, err := r.Inspect(ctx, c.ID); err == nil {
 				found[i] = &Container{Config: c, State: st}
 			}
-		}()
+			return nil
+		})
 	}
-	for i := range dirs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 	out := make([]Container, 0, len(dirs))
 	for _, c := range found {
 		if c != nil {

@@ -378,6 +378,9 @@ func isExist(err error) bool {
 // layer tar's length, which is its files' size plus a header per entry; otherwise the blob's
 // own size.
 func (s *Store) unpackedEstimate(d v1.Descriptor) int64 {
+	if d.Size < 18 || d.Size >= 1<<32 { // 18: the smallest gzip stream; 4 GiB: ISIZE wraps
+		return d.Size
+	}
 	p, err := s.BlobPath(d.Digest.String())
 	if err != nil {
 		return d.Size
@@ -389,9 +392,6 @@ func (s *Store) unpackedEstimate(d v1.Descriptor) int64 {
 	defer f.Close()
 	var head [2]byte
 	var tail [4]byte
-	if d.Size < 18 || d.Size >= 1<<32 { // 18: the smallest gzip stream; 4 GiB: ISIZE wraps
-		return d.Size
-	}
 	if _, err := f.ReadAt(head[:], 0); err != nil || head != [2]byte{0x1f, 0x8b} {
 		return d.Size
 	}

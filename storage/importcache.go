@@ -93,12 +93,5 @@ func (s *Store) rememberImport(key string, rec importRecord) {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(b)
-	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), s.importRecordPath(key)) != nil {
-		os.Remove(tmp.Name())
-	}
+	_ = writeFileAtomic(s.importRecordPath(key), b, 0o600)
 }
